@@ -1,0 +1,1 @@
+"""The engine core: hookspecs, plugin host, registries, pipeline, weights, devices, errors."""

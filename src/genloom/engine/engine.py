@@ -1,0 +1,165 @@
+"""The Engine: plugin host + registries + ``load``; the one piece of global state is the default engine."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import GenloomError, PluginError, WeightsError
+from .plugins import PluginHost, PluginRecord, PluginSettings
+from .registry import Registry
+from .specs import ClassifierSpec, CommandSpec, GuidanceSpec, KernelSpec, ModelSpec, SamplerSpec
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+    from .result import GenerationResult
+
+
+class Engine:
+    """Discovers plugins and exposes what they registered.
+
+    ``Engine()`` follows the environment (``GENLOOM_PLUGINS``, ``GENLOOM_PLUGINS_ALLOW``);
+    ``Engine(third_party=False)`` loads the built-ins only; ``plugins=[("name", module)]`` adds plugin
+    objects directly (handy in tests and notebooks).
+    """
+
+    def __init__(
+        self,
+        *,
+        third_party: bool | None = None,
+        strict: bool | None = None,
+        allow: Iterable[str] | None = None,
+        plugins: Iterable[tuple[str, object]] = (),
+    ) -> None:
+        env = PluginSettings.from_env()
+        settings = PluginSettings(
+            third_party=env.third_party if third_party is None else third_party,
+            strict=env.strict if strict is None else strict,
+            allow=env.allow if allow is None else frozenset(allow),
+        )
+        self._host = PluginHost(settings)
+        self._host.load_all(extra=plugins)
+
+    # registries ------------------------------------------------------------
+    @property
+    def models(self) -> Registry[ModelSpec]:
+        return self._host.registries["models"]
+
+    @property
+    def guidance(self) -> Registry[GuidanceSpec]:
+        return self._host.registries["guidance"]
+
+    @property
+    def samplers(self) -> Registry[SamplerSpec]:
+        return self._host.registries["samplers"]
+
+    @property
+    def classifiers(self) -> Registry[ClassifierSpec]:
+        return self._host.registries["classifiers"]
+
+    @property
+    def kernels(self) -> Registry[KernelSpec]:
+        return self._host.registries["kernels"]
+
+    @property
+    def commands(self) -> Registry[CommandSpec]:
+        return self._host.registries["commands"]
+
+    @property
+    def plugin_report(self) -> list[PluginRecord]:
+        """One record per plugin seen: loaded, failed, refused or skipped, with the error."""
+        return list(self._host.records)
+
+    @property
+    def plugin_manager(self) -> Any:
+        """The underlying ``pluggy.PluginManager`` (for advanced use)."""
+        return self._host.pm
+
+    # loading ---------------------------------------------------------------
+    def load(
+        self,
+        name: str,
+        weights: str | os.PathLike[str] | None = None,
+        device: Any = None,
+        dtype: Any = None,
+        config: Any = None,
+        *,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance: str | None = None,
+        guidance_scale: float | None = None,
+        **extra: Any,
+    ) -> Pipeline:
+        """Build model ``name`` with its weights on a device; the keyword defaults apply to every call."""
+        from . import weights as weights_mod
+        from .devices import resolve_device, resolve_dtype
+        from .model import GenerativeModel
+        from .pipeline import LoadOptions, Pipeline
+
+        spec = self.models[name]
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev)
+        ref = weights if weights is not None else spec.default_weights
+        resolved = weights_mod.resolve(ref) if ref is not None else None
+        options = LoadOptions(name=name, spec=spec, weights=resolved, device=dev, dtype=dt, config=config, extra=extra)
+        try:
+            model = spec.factory(options)
+        except GenloomError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - name the plugin whose factory broke
+            raise PluginError(
+                f"Building model {name!r} (plugin {spec.plugin!r}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(model, GenerativeModel):
+            raise PluginError(
+                f"The factory of model {name!r} (plugin {spec.plugin!r}) returned {type(model).__name__}, "
+                f"not a genloom GenerativeModel."
+            )
+        if resolved is not None and not model.weights:
+            model.weights.append(resolved)
+        model.to(device=dev, dtype=dt)
+        defaults = {"sampler": sampler, "steps": steps, "guidance": guidance, "guidance_scale": guidance_scale}
+        return Pipeline(self, model, {k: v for k, v in defaults.items() if v is not None})
+
+    def reproduce(self, manifest: Mapping[str, Any] | str | os.PathLike[str], **overrides: Any) -> GenerationResult:
+        """Re-run a generation from its manifest (a dict or a ``manifest.json`` path).
+
+        The weights must have the same sha256 as recorded; ``overrides`` (e.g. ``device=``, ``weights=``) go to
+        :meth:`load`.
+        """
+        if not isinstance(manifest, Mapping):
+            manifest = json.loads(Path(manifest).read_text())
+        recorded = manifest.get("weights") or []
+        load_kwargs: dict[str, Any] = {"dtype": manifest.get("dtype")}
+        if recorded and "weights" not in overrides:
+            load_kwargs["weights"] = recorded[0]["source"]
+        load_kwargs.update(overrides)
+        pipe = self.load(manifest["model"], **load_kwargs)
+        got = pipe.model.weights_manifest()
+        for want, have in zip(recorded, got):
+            if want.get("sha256") != have.get("sha256"):
+                raise WeightsError(
+                    f"Weights {have['source']!r} have sha256 {have['sha256'][:12]}…, but the manifest recorded "
+                    f"{want['sha256'][:12]}…; pass the original file with weights=."
+                )
+        return pipe(**manifest["request"])
+
+
+_DEFAULT: Engine | None = None
+
+
+def default_engine() -> Engine:
+    """The process-wide engine used by :func:`genloom.load` (built on first use)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Engine()
+    return _DEFAULT
+
+
+def reset_default_engine() -> None:
+    """Forget the default engine, e.g. after installing a plugin in the same process."""
+    global _DEFAULT
+    _DEFAULT = None

@@ -1,0 +1,67 @@
+"""What a generation returns, and how it is written to disk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass
+class GenerationResult:
+    """Images plus everything needed to trust and reproduce them.
+
+    ``images`` is a list of PIL images (``output_type="pil"``), a float tensor ``(N, 3, H, W)`` in [0, 1]
+    (``"pt"``) or a float array ``(N, H, W, 3)`` in [0, 1] (``"np"``).
+    """
+
+    images: Any
+    seeds: list[int]
+    labels: list[int] | None
+    nfe: list[int]
+    timings: dict[str, float]
+    manifest: dict[str, Any]
+    telemetry: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def save(self, folder: str | Path, prefix: str = "") -> list[Path]:
+        """Write one PNG per image and ``manifest.json``; returns the image paths."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, image in enumerate(to_pil(self.images)):
+            label = f"_c{self.labels[i]}" if self.labels is not None else ""
+            path = out / f"{prefix}{i:04d}_s{self.seeds[i]}{label}.png"
+            image.save(path)
+            paths.append(path)
+        manifest = dict(self.manifest, nfe=self.nfe, timings=self.timings, files=[p.name for p in paths])
+        (out / f"{prefix}manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        return paths
+
+
+def convert_images(images: torch.Tensor, output_type: str) -> Any:
+    """``(N, 3, H, W)`` in [-1, 1] → the requested output type, values in [0, 1]."""
+    unit = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    if output_type == "pt":
+        return unit
+    if output_type == "np":
+        return unit.permute(0, 2, 3, 1).numpy()
+    return to_pil(unit)
+
+
+def to_pil(images: Any) -> list[Any]:
+    from PIL import Image
+
+    if isinstance(images, list):
+        return images
+    if isinstance(images, torch.Tensor):
+        images = images.permute(0, 2, 3, 1).numpy()
+    arr = np.asarray(images)
+    u8 = (arr * 255.0).round().clip(0, 255).astype(np.uint8)
+    return [Image.fromarray(img) for img in u8]

@@ -1,0 +1,89 @@
+"""Per-image random streams.
+
+By default every image owns a CPU ``torch.Generator`` seeded with its own seed, and all noise is drawn on
+the CPU then moved: an image depends only on its seed, not on batch size, its position in the batch, or the
+device count. ``mode="batch"`` draws a whole batch from one generator, in the order official research code
+does (used to reproduce recorded official runs; then the batch split matters).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Sequence
+
+import torch
+
+from .errors import InvalidRequest
+
+MAX_SEED = 2**63 - 1
+RNG_MODES = ("image", "batch")
+
+
+def seeds_for(seed: int | Sequence[int] | None, count: int) -> list[int]:
+    """One seed per image: ``seed + i`` from an int, the list itself, or fresh random ones for ``None``."""
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    if isinstance(seed, bool):
+        raise InvalidRequest(f"seed must be an int or a list of ints, got {seed!r}.")
+    if isinstance(seed, int):
+        if not 0 <= seed <= MAX_SEED - count:
+            raise InvalidRequest(f"seed must be between 0 and {MAX_SEED - count}, got {seed}.")
+        return [seed + i for i in range(count)]
+    seeds = list(seed)
+    if len(seeds) != count:
+        raise InvalidRequest(f"Got {len(seeds)} seeds for {count} images; give one seed per image, or a single int.")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+            raise InvalidRequest(f"Every seed must be an int between 0 and {MAX_SEED}; got {s!r}.")
+    return seeds
+
+
+def random_labels(seeds: Sequence[int], num_classes: int) -> list[int]:
+    """A label per image drawn from its own seed (a stream separate from the noise)."""
+    return [random.Random(f"genloom-label-{s}").randrange(num_classes) for s in seeds]
+
+
+class ImageRNG:
+    """Noise source for one batch: per-image generators (default) or one generator for the batch."""
+
+    def __init__(self, seeds: Sequence[int], mode: str = "image") -> None:
+        if mode not in RNG_MODES:
+            raise InvalidRequest(f"rng must be one of {RNG_MODES}, got {mode!r}.")
+        self.mode = mode
+        self.seeds = list(seeds)
+        if mode == "image":
+            self.generators = [torch.Generator("cpu").manual_seed(s) for s in self.seeds]
+        else:
+            self.generators = [torch.Generator("cpu").manual_seed(self.seeds[0])]
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def randn(self, shape: Sequence[int], device: torch.device | str = "cpu",
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Standard normal noise of shape ``(B, *shape)``."""
+        if self.mode == "image":
+            out = torch.stack([torch.randn(tuple(shape), generator=g) for g in self.generators])
+        else:
+            out = torch.randn((len(self.seeds), *shape), generator=self.generators[0])
+        return out.to(device=device, dtype=dtype)
+
+    def rand(self, shape: Sequence[int], device: torch.device | str = "cpu",
+             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Uniform [0, 1) noise of shape ``(B, *shape)``."""
+        if self.mode == "image":
+            out = torch.stack([torch.rand(tuple(shape), generator=g) for g in self.generators])
+        else:
+            out = torch.rand((len(self.seeds), *shape), generator=self.generators[0])
+        return out.to(device=device, dtype=dtype)
+
+    def subset(self, rows: Sequence[int]) -> ImageRNG:
+        """A view over some rows that shares their generators (per-image mode only)."""
+        if self.mode != "image":
+            raise InvalidRequest("rng='batch' draws for the whole batch; it cannot be split by rows.")
+        view = ImageRNG.__new__(ImageRNG)
+        view.mode = self.mode
+        view.seeds = [self.seeds[i] for i in rows]
+        view.generators = [self.generators[i] for i in rows]
+        return view

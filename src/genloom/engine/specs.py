@@ -1,0 +1,119 @@
+"""Typed registry entries: what a plugin contributes, described without building anything.
+
+A spec is cheap to create (no torch import, no weights): building happens through its factory, when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Paradigm(str, Enum):
+    """How a family turns noise and labels into an image; it selects the sampler loop."""
+
+    DIFFUSION = "diffusion"
+    NEXT_SCALE = "next-scale"
+    ONE_STEP = "one-step"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A loadable model.
+
+    `factory(options)` receives a :class:`genloom.engine.pipeline.LoadOptions` and returns a
+    :class:`genloom.engine.model.GenerativeModel`. `default_weights` is what `load(name)` uses when the
+    user gives no `weights=`: an embedded asset name (``asset:<file>``), a path, or a hub id (``hf://...``).
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    paradigm: Paradigm
+    description: str = ""
+    num_classes: int = 0
+    image_size: int = 0
+    null_class: int | None = None
+    class_names: Sequence[str] = ()
+    default_weights: str | None = None
+    default_sampler: str | None = None
+    default_guidance: str | None = None
+    default_steps: int | None = None
+    plugin: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def supports_null_class(self) -> bool:
+        return self.null_class is not None
+
+
+@dataclass(frozen=True)
+class GuidanceSpec:
+    """A guidance policy; `factory(**params)` returns the policy object the sampler drives."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+    paradigms: frozenset[Paradigm] = frozenset({Paradigm.DIFFUSION, Paradigm.NEXT_SCALE})
+    requires: frozenset[str] = frozenset()
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampling loop for one paradigm; `factory(**options)` returns an object with `sample(...)`."""
+
+    name: str
+    factory: Callable[..., Any]
+    paradigm: Paradigm
+    description: str = ""
+    default_steps: int = 1
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """An image classifier (for guidance and metrics); `factory(options)` returns it built and loaded."""
+
+    name: str
+    factory: Callable[..., Any]
+    num_classes: int
+    image_size: int = 0
+    description: str = ""
+    class_names: Sequence[str] = ()
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A compute kernel with its exact reference; the dispatcher picks one per device."""
+
+    name: str
+    reference: Callable[..., Any]
+    triton: Callable[..., Any] | None = None
+    description: str = ""
+    plugin: str = ""
+
+
+SPEC_TYPES = {
+    "models": ModelSpec,
+    "guidance": GuidanceSpec,
+    "samplers": SamplerSpec,
+    "classifiers": ClassifierSpec,
+    "kernels": KernelSpec,
+}
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A CLI command contributed by a plugin (a `click.Command`)."""
+
+    name: str
+    command: Any
+    description: str = ""
+    plugin: str = ""
+
+
+SPEC_TYPES["commands"] = CommandSpec

@@ -1,0 +1,1 @@
+"""Sampling loops, one module per paradigm; registered by ``genloom.plugins.builtin_samplers``."""
