@@ -56,6 +56,10 @@ _LAZY = {
     "GenerationResult": "genloom.engine.result",
     "SampleBatch": "genloom.engine.sampling",
     "SampleOutput": "genloom.engine.sampling",
+    "read_state_dict": "genloom.engine.weights",
+    "check_state_dict": "genloom.engine.weights",
+    "build_and_load": "genloom.engine.weights",
+    "save_state_dict": "genloom.engine.weights",
 }
 
 
@@ -87,6 +91,7 @@ __all__ = [
     "GenerationResult", "GenerativeModel", "GenloomError", "GuidanceSpec", "InvalidRequest", "KernelSpec",
     "LoadOptions", "ModelNotFound", "ModelSpec", "NotRegistered", "PLUGIN_API_VERSION", "Paradigm", "Pipeline",
     "PluginError", "ProgressEvent", "RunContext", "SampleBatch", "SampleOutput", "SamplerSpec", "UnsafeCheckpoint",
-    "WeightsError", "WeightsMismatch", "__version__", "default_engine", "hookimpl", "load", "reproduce",
+    "WeightsError", "WeightsMismatch", "__version__", "build_and_load", "check_state_dict", "read_state_dict",
+    "save_state_dict", "default_engine", "hookimpl", "load", "reproduce",
     "reset_default_engine",
 ]

@@ -1,0 +1,117 @@
+"""Conformance kit for plugin authors: run these in your own test suite.
+
+    from genloom.testing import check_plugin
+
+    def test_my_plugin_conforms():
+        import genloom_foo
+        check_plugin("foo", genloom_foo)
+
+Each check raises :class:`ConformanceError` (an ``AssertionError``) naming the broken rule. They use small
+requests (two images) and run on the CPU by default; our own built-ins are held to the same checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .engine.engine import Engine
+from .engine.errors import InvalidRequest
+from .engine.specs import GuidanceSpec, ModelSpec, Paradigm, SamplerSpec
+
+
+class ConformanceError(AssertionError):
+    """A plugin contribution that breaks genloom's contract."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConformanceError(message)
+
+
+def isolated_engine(plugins: Sequence[tuple[str, object]] = ()) -> Engine:
+    """An engine with the built-ins and the given plugin objects only, failing loudly."""
+    return Engine(third_party=False, strict=True, plugins=plugins)
+
+
+def check_plugin(name: str, plugin: object, *, device: str = "cpu", weights: dict[str, str] | None = None) -> Engine:
+    """Load ``plugin`` alone (plus built-ins) and run the checks for everything it registers."""
+    engine = isolated_engine([(name, plugin)])
+    record = next(r for r in engine.plugin_report if r.name == name)
+    _require(record.ok, f"plugin {name!r} did not load: {record.error}")
+    _require(bool(record.contributions), f"plugin {name!r} loaded but registered nothing")
+    for model in record.contributions.get("models", []):
+        check_model(engine, model, device=device, weights=(weights or {}).get(model))
+    for sampler in record.contributions.get("samplers", []):
+        check_sampler_spec(engine.samplers[sampler])
+    for policy in record.contributions.get("guidance", []):
+        check_guidance_spec(engine.guidance[policy])
+    return engine
+
+
+def check_model_spec(spec: ModelSpec) -> None:
+    """The static rules of a ModelSpec."""
+    _require(isinstance(spec.paradigm, Paradigm), f"{spec.name}: paradigm must be a Paradigm")
+    _require(callable(spec.factory), f"{spec.name}: factory must be callable")
+    _require(spec.num_classes >= 0, f"{spec.name}: num_classes must be >= 0")
+    _require(spec.image_size > 0, f"{spec.name}: image_size must be > 0")
+    if spec.null_class is not None:
+        _require(spec.num_classes > 0, f"{spec.name}: a null class needs a class-conditional model")
+    if spec.class_names:
+        _require(len(spec.class_names) == spec.num_classes,
+                 f"{spec.name}: {len(spec.class_names)} class names for {spec.num_classes} classes")
+    _require(bool(spec.description), f"{spec.name}: give a one-line description (shown by `genloom models`)")
+
+
+def check_sampler_spec(spec: SamplerSpec) -> None:
+    _require(isinstance(spec.paradigm, Paradigm), f"{spec.name}: paradigm must be a Paradigm")
+    _require(callable(spec.factory), f"{spec.name}: factory must be callable")
+    _require(spec.default_steps >= 1, f"{spec.name}: default_steps must be >= 1")
+
+
+def check_guidance_spec(spec: GuidanceSpec) -> None:
+    _require(callable(spec.factory), f"{spec.name}: factory must be callable")
+    _require(bool(spec.paradigms), f"{spec.name}: declare the paradigms the policy supports")
+    _require(Paradigm.ONE_STEP not in spec.paradigms, f"{spec.name}: one-step models take no guidance")
+
+
+def check_model(engine: Engine, name: str, *, device: str = "cpu", weights: str | None = None,
+                labels: Sequence[int] | None = None) -> None:
+    """Load the model and check shapes, value range, determinism, per-image seeding and input validation."""
+    import torch
+
+    spec = engine.models[name]
+    check_model_spec(spec)
+    pipe = engine.load(name, weights=weights, device=device)
+    kwargs: dict[str, Any] = {"num_images": 2} if spec.num_classes == 0 else {
+        "labels": list(labels) if labels is not None else [0, spec.num_classes - 1]}
+    first = pipe(seed=123, output_type="pt", **kwargs)
+    images = first.images
+    size = spec.image_size
+    _require(tuple(images.shape) == (2, 3, size, size),
+             f"{name}: expected images of shape (2, 3, {size}, {size}), got {tuple(images.shape)}")
+    _require(bool(torch.isfinite(images).all()), f"{name}: images contain NaN or inf")
+    _require(float(images.min()) >= 0 and float(images.max()) <= 1, f"{name}: 'pt' images must lie in [0, 1]")
+    _require(len(first.nfe) == 2 and all(n >= 1 for n in first.nfe), f"{name}: NFE must be counted per image")
+    again = pipe(seed=123, output_type="pt", **kwargs)
+    _require(torch.equal(images, again.images), f"{name}: the same seed gave different images")
+    alone_kwargs = dict(kwargs)
+    if "labels" in alone_kwargs:
+        alone_kwargs["labels"] = alone_kwargs["labels"][1:]
+    else:
+        alone_kwargs["num_images"] = 1
+    alone = pipe(seed=[124], output_type="pt", **alone_kwargs)
+    batched = pipe(seed=123, output_type="pt", batch_invariant=True, **kwargs)
+    _require(torch.equal(alone.images[0], batched.images[1]),
+             f"{name}: image with seed 124 differs alone and in a batch (per-image seeding broken)")
+    _require(math.isclose(float((alone.images[0] - images[1]).abs().max()), 0.0, abs_tol=1e-3),
+             f"{name}: batched and single-image arithmetic differ by more than 1e-3")
+    _require(pipe(seed=123, output_type="pt", **kwargs).manifest["model"] == name, f"{name}: manifest names no model")
+    if spec.num_classes > 0:
+        try:
+            pipe(labels=[spec.num_classes])
+        except InvalidRequest:
+            pass
+        else:
+            raise ConformanceError(f"{name}: an out-of-range label was accepted")

@@ -1,0 +1,3 @@
+"""Fails at import on purpose."""
+
+raise RuntimeError("genloom-broken cannot start: its configuration file is missing")
