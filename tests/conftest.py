@@ -13,6 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TESTS = Path(__file__).parent
+collect_ignore_glob = ["plugin_pkg*"]  # the plugin packages are installed and run by test_third_party
 PLUGIN_PACKAGES = {
     "toy": TESTS / "plugin_pkg",
     "broken": TESTS / "plugin_pkg_broken",
