@@ -54,3 +54,18 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
         done = run_cli(*args, "--out", str(tmp_path / "o"))
         assert done.returncode == 2 and text in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert not (tmp_path / "o").exists()
+
+
+def test_convert_pth_to_safetensors(tmp_path):
+    import torch
+
+    from genloom.engine.weights import read_state_dict
+
+    sd = {"w": torch.arange(6.0).view(2, 3), "b": torch.ones(2)}
+    torch.save({"ema": sd, "step": 5}, tmp_path / "ckpt.pth")
+    done = run_cli("convert", str(tmp_path / "ckpt.pth"), str(tmp_path / "ckpt.safetensors"), "--unwrap", "ema")
+    assert done.returncode == 0, done.stderr
+    back = read_state_dict(tmp_path / "ckpt.safetensors")
+    assert set(back) == {"w", "b"} and torch.equal(back["w"], sd["w"])
+    bad = run_cli("convert", str(tmp_path / "ckpt.pth"), str(tmp_path / "x.safetensors"))
+    assert bad.returncode == 2 and "not a flat state dict" in bad.stderr

@@ -166,6 +166,20 @@ def generate(extra_labels: tuple[str, ...], model: str, labels: tuple[str, ...],
                f"({result.timings['total_s']:.2f} s, NFE/image {sum(result.nfe) / len(result.nfe):g})")
 
 
+@cli.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.option("--unwrap", multiple=True, help="Nested key holding the state dict (e.g. --unwrap ema --unwrap model).")
+def convert(source: str, target: str, unwrap: tuple[str, ...]) -> None:
+    """Convert a legacy .pth/.pt/.bin checkpoint to .safetensors (read with weights_only=True)."""
+    from ..engine import weights
+
+    sd = weights.read_state_dict(source, unwrap=unwrap)
+    meta = {"converted_from": source.rsplit("/", 1)[-1], "source_sha256": weights.sha256_file(source)}
+    out = weights.save_state_dict(sd, target, metadata=meta)
+    click.echo(f"wrote {len(sd)} tensors to {out} (sha256 {weights.sha256_file(out)[:16]}…)")
+
+
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
     for row in (header, *rows):

@@ -175,7 +175,8 @@ def _read_pickle(path: Path) -> Any:
         raise UnsafeCheckpoint(
             f"Refused to load {path.name!r}: it is a pickle that needs arbitrary code to unpickle "
             f"({str(exc).splitlines()[0][:200]}). genloom only loads legacy checkpoints with "
-            f"torch.load(weights_only=True). Convert a checkpoint you trust to .safetensors with `genloom convert`."
+            f"torch.load(weights_only=True) and never runs code from a file. If you trust its origin, re-save its "
+            f"state dict (tensors only) with safetensors, or ask its publisher for a .safetensors file."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise WeightsError(
