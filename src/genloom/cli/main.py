@@ -20,17 +20,16 @@ def _engine() -> Any:
 class _Group(click.Group):
     """Adds plugin-contributed commands, and turns genloom errors into one readable line (exit 2)."""
 
+    group_name: str | None = None  # set on sub-groups that plugins extend (e.g. "train")
+
+    def _extra(self) -> dict[str, Any]:
+        return {s.command.name or n: s.command for n, s in _plugin_commands().items() if s.group == self.group_name}
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = set(super().list_commands(ctx))
-        names.update(n for n in _plugin_commands() if n not in names)
-        return sorted(names)
+        return sorted(set(super().list_commands(ctx)) | set(self._extra()))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        cmd = super().get_command(ctx, name)
-        if cmd is None:
-            spec = _plugin_commands().get(name)
-            cmd = spec.command if spec is not None else None
-        return cmd
+        return super().get_command(ctx, name) or self._extra().get(name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,6 +50,14 @@ def _plugin_commands() -> dict[str, Any]:
 @click.version_option(package_name="genloom")
 def cli() -> None:
     """genloom — sample, compare, guide and distill image generators through plugins."""
+
+
+@cli.group(cls=_Group)
+def train() -> None:
+    """Train the embedded default models (commands contributed by plugins)."""
+
+
+train.group_name = "train"  # type: ignore[attr-defined]
 
 
 @cli.command()
@@ -116,37 +123,40 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-@cli.command()
-@click.option("--model", "-m", required=True, help="Model name (see `genloom models`).")
-@click.argument("extra_labels", nargs=-1, metavar="[LABELS]...")
-@click.option("--labels", "-l", multiple=True,
-              help="Class indices or names, one per image: --labels 3 7, or -l 3 -l 7, or '3,7'.")
-@click.option("--num-images", "-n", type=int, default=None, help="Images to make (default: one per label).")
-@click.option("--seed", "-s", type=int, default=0, show_default=True, help="Base seed; image i uses seed + i.")
-@click.option("--guidance", "-g", default=None, help="Guidance policy (see `genloom policies`), or 'none'.")
-@click.option("--scale", type=float, default=None, help="Guidance scale.")
-@click.option("--sampler", default=None, help="Sampler (see `genloom samplers`).")
-@click.option("--steps", type=int, default=None, help="Sampling steps.")
-@click.option("--batch-size", type=int, default=None, help="Images per forward batch.")
-@click.option("--batch-invariant", is_flag=True, help="Run one image at a time: bit-identical to generating alone.")
-@click.option("--weights", default=None, help="Checkpoint path, hf://owner/repo/file[@rev] or asset:<name>.")
-@click.option("--device", default=None, help="cpu, cuda, cuda:N, mps (default: automatic).")
-@click.option("--dtype", default=None, help="fp32 (default), fp16 or bf16.")
-@click.option("--option", "-o", "options", multiple=True, help="Extra KEY=VALUE for the sampler or policy.")
-@click.option("--out", "-O", default="out", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the PNGs and manifest.json.")
-def generate(extra_labels: tuple[str, ...], model: str, labels: tuple[str, ...], num_images: int | None, seed: int, guidance: str | None,
-             scale: float | None, sampler: str | None, steps: int | None, batch_size: int | None,
-             batch_invariant: bool, weights: str | None, device: str | None, dtype: str | None,
-             options: tuple[str, ...], out: str) -> None:
-    """Generate images into a folder, with a JSON manifest that reproduces the run."""
+_GENERATION_OPTIONS = [
+    click.option("--model", "-m", required=True, help="Model name (see `genloom models`)."),
+    click.option("--labels", "-l", multiple=True,
+                 help="Class indices or names, one per image: --labels 3 7, or -l 3 -l 7, or '3,7'."),
+    click.option("--num-images", "-n", type=int, default=None, help="Images to make (default: one per label)."),
+    click.option("--seed", "-s", type=int, default=0, show_default=True, help="Base seed; image i uses seed + i."),
+    click.option("--guidance", "-g", default=None, help="Guidance policy (see `genloom policies`), or 'none'."),
+    click.option("--scale", type=float, default=None, help="Guidance scale."),
+    click.option("--sampler", default=None, help="Sampler (see `genloom samplers`)."),
+    click.option("--steps", type=int, default=None, help="Sampling steps."),
+    click.option("--batch-size", type=int, default=None, help="Images per forward batch."),
+    click.option("--batch-invariant", is_flag=True, help="One image at a time: bit-identical to generating alone."),
+    click.option("--weights", default=None, help="Checkpoint path, hf://owner/repo/file[@rev] or asset:<name>."),
+    click.option("--device", default=None, help="cpu, cuda, cuda:N, mps (default: automatic)."),
+    click.option("--dtype", default=None, help="fp32 (default), fp16 or bf16."),
+    click.option("--option", "-o", "options", multiple=True, help="Extra KEY=VALUE for the sampler or policy."),
+]
+
+
+def _generation_options(func: Any) -> Any:
+    for option in reversed(_GENERATION_OPTIONS):
+        func = option(func)
+    return click.argument("extra_labels", nargs=-1, metavar="[LABELS]...")(func)
+
+
+def _run_generation(model: str, labels: list[Any] | None, num_images: int | None, seed: int,
+                    guidance: str | None, scale: float | None, sampler: str | None, steps: int | None,
+                    batch_size: int | None, batch_invariant: bool, weights: str | None, device: str | None,
+                    dtype: str | None, options: tuple[str, ...]) -> Any:
+    """Load, generate with a tqdm bar (created at the first step, so a refused request prints none)."""
     from tqdm.auto import tqdm
 
-    label_list: list[Any] = []
-    for item in labels + extra_labels:
-        label_list.extend(int(t) if t.lstrip("-").isdigit() else t for t in item.replace(",", " ").split())
     pipe = _engine().load(model, weights=weights, device=device, dtype=dtype)
-    bars: list[Any] = []  # created at the first step, so a refused request prints no bar
+    bars: list[Any] = []
 
     def on_progress(event: Any) -> None:
         if not bars:
@@ -155,15 +165,124 @@ def generate(extra_labels: tuple[str, ...], model: str, labels: tuple[str, ...],
         bars[0].refresh()
 
     try:
-        result = pipe(labels=label_list or None, num_images=num_images, seed=seed, guidance=guidance,
-                      guidance_scale=scale, sampler=sampler, steps=steps, batch_size=batch_size,
-                      batch_invariant=batch_invariant, progress=on_progress, **_parse_options(options))
+        return pipe(labels=labels, num_images=num_images, seed=seed, guidance=guidance, guidance_scale=scale,
+                    sampler=sampler, steps=steps, batch_size=batch_size, batch_invariant=batch_invariant,
+                    progress=on_progress, **_parse_options(options))
     finally:
         for bar in bars:
             bar.close()
+
+
+def _label_list(labels: tuple[str, ...], extra: tuple[str, ...]) -> list[Any]:
+    out: list[Any] = []
+    for item in labels + extra:
+        out.extend(int(t) if t.lstrip("-").isdigit() else t for t in item.replace(",", " ").split())
+    return out
+
+
+@cli.command()
+@_generation_options
+@click.option("--out", "-O", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the PNGs and manifest.json.")
+@click.option("--npz", is_flag=True, help="Also write samples.npz (ADM format) into the folder.")
+def generate(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, npz: bool, **kw: Any) -> None:
+    """Generate images into a folder, with a JSON manifest that reproduces the run."""
+    result = _run_generation(labels=_label_list(labels, extra_labels) or None, **kw)
     paths = result.save(out)
+    if npz:
+        from ..eval.npz import write_npz
+
+        write_npz(f"{out}/samples.npz", _uint8(result.images), result.labels)
     click.echo(f"wrote {len(paths)} image(s) and manifest.json to {out} "
                f"({result.timings['total_s']:.2f} s, NFE/image {sum(result.nfe) / len(result.nfe):g})")
+
+
+@cli.command()
+@_generation_options
+@click.option("--out", "-O", default="samples.npz", show_default=True, type=click.Path(dir_okay=False),
+              help="ADM-format .npz (arr_0 images, arr_1 labels); the manifest goes beside it as .json.")
+def sample(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, **kw: Any) -> None:
+    """Generate many images into one ADM .npz for `genloom eval` (labels default to a balanced cycle)."""
+    from ..eval.npz import write_npz
+
+    label_list = _label_list(labels, extra_labels) or None
+    if label_list is None and kw["num_images"]:
+        spec = _engine().models[kw["model"]]
+        if spec.num_classes:
+            label_list = [i % spec.num_classes for i in range(kw["num_images"])]
+            kw["num_images"] = None
+    result = _run_generation(labels=label_list, **kw)
+    path = write_npz(out, _uint8(result.images), result.labels)
+    manifest = dict(result.manifest, nfe=result.nfe, timings=result.timings)
+    path.with_suffix(".json").write_text(json.dumps(manifest, indent=2, default=str))
+    click.echo(f"wrote {len(result.seeds)} images to {path} ({result.timings['total_s']:.2f} s)")
+
+
+def _uint8(images: Any) -> Any:
+    import numpy as np
+
+    return np.stack([np.asarray(im) for im in images]).astype(np.uint8)
+
+
+@cli.command("eval")
+@click.option("--samples", required=True, type=click.Path(dir_okay=False),
+              help="ADM .npz: arr_0 uint8 (N, H, W, 3), arr_1 labels (optional).")
+@click.option("--classifier", default="shapes-cnn", show_default=True, help="Classifier (registered name).")
+@click.option("--classifier-weights", default=None, help="Weights for the classifier (a folder for 'transformers').")
+@click.option("--reference", default="test", show_default=True,
+              help="Real images: a shapes split (train/val/test) or an ADM .npz.")
+@click.option("--num-reference", default=5000, show_default=True, help="Reference images to use.")
+@click.option("--subsets", default=5, show_default=True, help="Disjoint subsets for FD mean ± std.")
+@click.option("--k", default=3, show_default=True, help="Neighbours for precision/recall manifolds.")
+@click.option("--inception-weights", default=None, type=click.Path(dir_okay=False),
+              help="Also compute standard FID/IS (torchmetrics) with these Inception weights (never downloaded).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def evaluate_command(samples: str, classifier: str, classifier_weights: str | None, reference: str,
+                     num_reference: int, subsets: int, k: int, inception_weights: str | None, as_json: bool) -> None:
+    """Score generated samples: class accuracy, FD and precision/recall in a classifier's feature space."""
+    from ..eval.scoring import evaluate, reference_uint8
+    from ..eval.npz import read_npz
+
+    images, labels = read_npz(samples)
+    report = evaluate(images, labels, classifier=classifier, classifier_weights=classifier_weights,
+                      reference=reference, num_reference=num_reference, subsets=subsets, k=k, engine=_engine())
+    extra = {}
+    if inception_weights is not None:
+        import torch
+
+        from ..eval.inception import inception_metrics
+
+        ref_images = reference_uint8(reference, num_reference)
+        extra = inception_metrics(torch.from_numpy(images).permute(0, 3, 1, 2),
+                                  torch.from_numpy(ref_images).permute(0, 3, 1, 2), inception_weights)
+    if as_json:
+        click.echo(json.dumps({**report.to_dict(), **extra}, indent=2))
+        return
+    names = tuple(_engine().classifiers[classifier].class_names)
+    click.echo(report.table(names))
+    for key, value in extra.items():
+        click.echo(f"{key:<18} {value:.4f}")
+
+
+@cli.group()
+def data() -> None:
+    """The embedded shapes dataset."""
+
+
+@data.command()
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--rows", default=6, show_default=True)
+@click.option("--start", default=0, show_default=True)
+@click.option("--zoom", default=3, show_default=True, help="Pixel zoom of each 32×32 image.")
+@click.option("--out", default="shapes_preview.png", show_default=True, type=click.Path(dir_okay=False))
+def preview(split: str, rows: int, start: int, zoom: int, out: str) -> None:
+    """Save a grid: one column per class, ``rows`` examples each."""
+    from ..data.grid import save_grid
+    from ..data.shapes import NUM_CLASSES, render
+
+    images, _ = render(split, start, rows * NUM_CLASSES)
+    save_grid(images, out, columns=NUM_CLASSES, zoom=zoom)
+    click.echo(f"wrote {out}")
 
 
 @cli.command()

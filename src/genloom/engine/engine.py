@@ -105,14 +105,7 @@ class Engine:
         ref = weights if weights is not None else spec.default_weights
         resolved = weights_mod.resolve(ref) if ref is not None else None
         options = LoadOptions(name=name, spec=spec, weights=resolved, device=dev, dtype=dt, config=config, extra=extra)
-        try:
-            model = spec.factory(options)
-        except GenloomError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - name the plugin whose factory broke
-            raise PluginError(
-                f"Building model {name!r} (plugin {spec.plugin!r}) failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        model = self._build(spec, options, "model")
         if not isinstance(model, GenerativeModel):
             raise PluginError(
                 f"The factory of model {name!r} (plugin {spec.plugin!r}) returned {type(model).__name__}, "
@@ -123,6 +116,39 @@ class Engine:
         model.to(device=dev, dtype=dt)
         defaults = {"sampler": sampler, "steps": steps, "guidance": guidance, "guidance_scale": guidance_scale}
         return Pipeline(self, model, {k: v for k, v in defaults.items() if v is not None})
+
+    def load_classifier(self, name: str, weights: str | os.PathLike[str] | None = None, device: Any = None,
+                        dtype: Any = None, **extra: Any) -> Any:
+        """Build classifier ``name`` (see ``engine.classifiers``) with its weights, ready for inference."""
+        from . import weights as weights_mod
+        from .classifier import ImageClassifier
+        from .devices import resolve_device, resolve_dtype
+        from .pipeline import LoadOptions
+
+        spec = self.classifiers[name]
+        dev = resolve_device(device)
+        ref = weights if weights is not None else spec.default_weights
+        resolved = weights_mod.resolve(ref) if ref is not None else None
+        options = LoadOptions(name=name, spec=spec, weights=resolved, device=dev, dtype=resolve_dtype(dtype, dev),
+                              extra=extra)
+        classifier = self._build(spec, options, "classifier")
+        if not isinstance(classifier, ImageClassifier):
+            raise PluginError(
+                f"The factory of classifier {name!r} (plugin {spec.plugin!r}) returned "
+                f"{type(classifier).__name__}, not a genloom ImageClassifier."
+            )
+        return classifier
+
+    @staticmethod
+    def _build(spec: Any, options: Any, what: str) -> Any:
+        try:
+            return spec.factory(options)
+        except GenloomError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - name the plugin whose factory broke
+            raise PluginError(
+                f"Building {what} {spec.name!r} (plugin {spec.plugin!r}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def reproduce(self, manifest: Mapping[str, Any] | str | os.PathLike[str], **overrides: Any) -> GenerationResult:
         """Re-run a generation from its manifest (a dict or a ``manifest.json`` path).

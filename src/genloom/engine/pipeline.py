@@ -18,7 +18,7 @@ from .request import GenerationRequest, build_request
 from .result import GenerationResult, convert_images
 from .sampling import SampleBatch, SampleOutput
 from .seeding import ImageRNG
-from .specs import ModelSpec
+from .specs import ClassifierSpec, ModelSpec
 from .weights import ResolvedWeights
 
 if TYPE_CHECKING:
@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """What a ``ModelSpec`` factory receives."""
+    """What a ``ModelSpec`` (or ``ClassifierSpec``) factory receives."""
 
     name: str
-    spec: ModelSpec
+    spec: ModelSpec | ClassifierSpec
     weights: ResolvedWeights | None
     device: torch.device
     dtype: torch.dtype

@@ -32,6 +32,7 @@ from .specs import SPEC_TYPES, CommandSpec, Paradigm
 ENTRY_POINT_GROUP = "genloom"
 BUILTIN_PLUGINS = (
     "genloom.plugins.builtin_samplers",
+    "genloom.plugins.classifiers",
     "genloom.plugins.smoke",
 )
 

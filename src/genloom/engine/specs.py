@@ -79,10 +79,11 @@ class ClassifierSpec:
 
     name: str
     factory: Callable[..., Any]
-    num_classes: int
+    num_classes: int = 0
     image_size: int = 0
     description: str = ""
     class_names: Sequence[str] = ()
+    default_weights: str | None = None
     plugin: str = ""
 
 
@@ -108,11 +109,12 @@ SPEC_TYPES = {
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """A CLI command contributed by a plugin (a `click.Command`)."""
+    """A CLI command contributed by a plugin (a `click.Command`); ``group="train"`` makes it `genloom train NAME`."""
 
     name: str
     command: Any
     description: str = ""
+    group: str | None = None
     plugin: str = ""
 
 

@@ -1,0 +1,30 @@
+"""Quality measurement of generated images: class accuracy, Fréchet distance and precision/recall in a
+classifier's feature space, ADM ``.npz`` sample files, and standard FID/IS when Inception weights are given.
+
+    from genloom.eval import evaluate, read_npz
+    report = evaluate(images_u8, labels)          # against the shapes test split, with the reference CNN
+    print(report.table())
+"""
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "evaluate": "genloom.eval.scoring",
+    "EvalReport": "genloom.eval.scoring",
+    "read_npz": "genloom.eval.npz",
+    "write_npz": "genloom.eval.npz",
+    "frechet_distance": "genloom.eval.metrics",
+    "precision_recall": "genloom.eval.metrics",
+    "class_accuracy": "genloom.eval.metrics",
+    "inception_metrics": "genloom.eval.inception",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'genloom.eval' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
