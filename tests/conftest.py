@@ -1,6 +1,7 @@
 """Test-wide settings: no third-party plugins unless a test asks, failures loud, Triton interpreted."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,10 @@ def installed_plugins(tmp_path_factory) -> Path:
     Returns the folder; put it on ``sys.path``/``PYTHONPATH`` to make the plugins visible.
     """
     target = tmp_path_factory.mktemp("site")
+    sources = tmp_path_factory.mktemp("src")  # pip builds in-tree: build from copies, keep tests/ clean
+    copies = [shutil.copytree(path, sources / name) for name, path in PLUGIN_PACKAGES.items()]
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
-           "--disable-pip-version-check", "--target", str(target), *map(str, PLUGIN_PACKAGES.values())]
+           "--disable-pip-version-check", "--target", str(target), *map(str, copies)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     for name in ("genloom_toy", "genloom_broken", "genloom_future"):

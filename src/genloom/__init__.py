@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 import os
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._lazy import lazy_getattr
 from .engine.engine import Engine, default_engine, reset_default_engine
 from .engine.errors import (
     DeviceError,
@@ -63,10 +63,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'genloom' has no attribute {name!r}")
+__getattr__ = lazy_getattr("genloom", _LAZY)
 
 
 def load(

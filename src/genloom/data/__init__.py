@@ -4,18 +4,12 @@
     ds = ShapesDataset("train", size=10_000)      # deterministic; tensors in [-1, 1]
 """
 
-from importlib import import_module
-from typing import Any
-
+from .._lazy import lazy_getattr
 from .constants import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES, SPLITS
 
-_LAZY = {"ShapesDataset", "load_split", "render", "render_one", "to_unit_range"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module("genloom.data.shapes"), name)
-    raise AttributeError(f"module 'genloom.data' has no attribute {name!r}")
+_LAZY = {name: "genloom.data.shapes" for name in ("ShapesDataset", "load_split", "render", "render_one",
+                                                  "to_unit_range")}
+__getattr__ = lazy_getattr("genloom.data", _LAZY)
 
 
 __all__ = ["CLASS_NAMES", "IMAGE_SIZE", "NUM_CLASSES", "SPLITS", *sorted(_LAZY)]

@@ -6,8 +6,7 @@ classifier's feature space, ADM ``.npz`` sample files, and standard FID/IS when 
     print(report.table())
 """
 
-from importlib import import_module
-from typing import Any
+from .._lazy import lazy_getattr
 
 _LAZY = {
     "evaluate": "genloom.eval.scoring",
@@ -21,10 +20,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'genloom.eval' has no attribute {name!r}")
+__getattr__ = lazy_getattr("genloom.eval", _LAZY)
 
 
 __all__ = sorted(_LAZY)

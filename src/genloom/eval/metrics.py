@@ -26,7 +26,8 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     middle = sqrt_a @ b @ sqrt_a
     trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum().item()
     diff = mu_a - mu_b
-    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+    # ≥ 0 in exact arithmetic; clamp the ~1e-12 rounding of identical sets
+    return max(0.0, float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt))
 
 
 def _kth_neighbour_radius(feats: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:

@@ -1,3 +1,0 @@
-"""Fails at import on purpose."""
-
-raise RuntimeError("genloom-broken cannot start: its configuration file is missing")
