@@ -33,7 +33,9 @@ ENTRY_POINT_GROUP = "genloom"
 BUILTIN_PLUGINS = (
     "genloom.plugins.builtin_samplers",
     "genloom.plugins.classifiers",
+    "genloom.plugins.guidance",
     "genloom.plugins.smoke",
+    "genloom.plugins.var",
 )
 
 

@@ -86,6 +86,8 @@ def build_request(
 
     scale = _scale(guidance_scale)
     policy = _policy(spec, policies, guidance, scale)
+    if policy is not None and scale is None and guidance is None:
+        scale = spec.default_guidance_scale  # the model's own default policy comes with its default scale
     sampler_spec = _sampler(spec, samplers, sampler)
     steps_n = _steps(spec, sampler_spec, steps)
     bs = _count(batch_size, "batch_size", allow_none=True) or min(n, DEFAULT_MAX_BATCH)
@@ -228,4 +230,9 @@ def _steps(spec: ModelSpec, sampler: SamplerSpec, steps: Any) -> int:
     assert n is not None
     if spec.paradigm is Paradigm.ONE_STEP and n != 1:
         raise InvalidRequest(f"Model {spec.name!r} generates in one step; drop steps= (got {n}).")
+    if spec.paradigm is Paradigm.NEXT_SCALE and n != 1:
+        raise InvalidRequest(
+            f"Model {spec.name!r} predicts one scale per pass; its steps are the scales of its schedule. Drop "
+            f"steps= (got {n}); a different schedule needs a model trained for it (config=)."
+        )
     return n

@@ -78,6 +78,29 @@ class ImageRNG:
             out = torch.rand((len(self.seeds), *shape), generator=self.generators[0])
         return out.to(device=device, dtype=dtype)
 
+    def multinomial(self, probs: torch.Tensor) -> torch.Tensor:
+        """One draw per row of ``probs`` ``(B, n, V)`` → ``(B, n)``; batch mode draws over ``(B·n, V)`` at once."""
+        b, n, v = probs.shape
+        if self.mode == "batch":
+            flat = torch.multinomial(probs.reshape(-1, v), 1, replacement=True, generator=self.generators[0])
+            return flat.view(b, n)
+        return torch.stack([torch.multinomial(probs[i], 1, replacement=True, generator=g)[:, 0]
+                            for i, g in enumerate(self.generators)])
+
+    def exponential(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Exp(1) noise ``(B, *shape)`` (e.g. for Gumbel perturbations), drawn on the CPU."""
+        if self.mode == "batch":
+            return torch.empty((len(self.seeds), *shape), dtype=dtype).exponential_(generator=self.generators[0])
+        return torch.stack([torch.empty(tuple(shape), dtype=dtype).exponential_(generator=g)
+                            for g in self.generators])
+
+    def uniform_labels(self, num_classes: int) -> torch.Tensor:
+        """Labels drawn from the stream itself (batch mode: the official VAR order, before any noise)."""
+        uniform = torch.ones(num_classes)
+        if self.mode == "batch":
+            return torch.multinomial(uniform, len(self.seeds), replacement=True, generator=self.generators[0])
+        return torch.cat([torch.multinomial(uniform, 1, generator=g) for g in self.generators])
+
     def subset(self, rows: Sequence[int]) -> ImageRNG:
         """A view over some rows that shares their generators (per-image mode only)."""
         if self.mode != "image":

@@ -39,6 +39,7 @@ class ModelSpec:
     default_weights: str | None = None
     default_sampler: str | None = None
     default_guidance: str | None = None
+    default_guidance_scale: float | None = None
     default_steps: int | None = None
     plugin: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)

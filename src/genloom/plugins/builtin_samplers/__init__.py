@@ -16,7 +16,16 @@ def _one_step(**options: object) -> object:
     return OneStepSampler()
 
 
+def _next_scale(**options: object) -> object:
+    from ...samplers.next_scale import NextScaleSampler
+
+    return NextScaleSampler(**options)  # type: ignore[arg-type]
+
+
 @hookimpl
 def register_samplers(register) -> None:  # type: ignore[no-untyped-def]
     register(SamplerSpec(name="one-step", factory=_one_step, paradigm=Paradigm.ONE_STEP,
                          description="a single forward of a one-step generator", default_steps=1))
+    register(SamplerSpec(name="next-scale", factory=_next_scale, paradigm=Paradigm.NEXT_SCALE,
+                         description="VAR-style next-scale prediction with a KV cache (options: top_k, top_p, "
+                                     "more_smooth)", default_steps=1))

@@ -1,0 +1,44 @@
+"""Classifier-free guidance as an immutable policy: a scale, a schedule and a formulation.
+
+Internally the scale is always the Imagen/diffusers ``w`` (w = 1 means no guidance); the original
+Ho & Salimans form (s = 0 means none, w = s + 1) is accepted on input. Schedules: ``constant`` (w at every
+step) and ``linear`` (VAR: w_k = 1 + (w − 1)·k/(K − 1), no guidance at the first scale, w at the last).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ...engine.errors import InvalidRequest
+
+SCHEDULES = ("constant", "linear")
+FORMULATIONS = ("imagen", "original")
+
+
+@dataclass(frozen=True)
+class CFG:
+    scale: float = 1.0
+    schedule: str | None = None  # None: the sampler's default for its paradigm
+    name: str = "cfg"
+
+    @classmethod
+    def create(cls, scale: float | None = None, schedule: str | None = None,
+               formulation: str = "imagen") -> CFG:
+        if formulation not in FORMULATIONS:
+            raise InvalidRequest(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
+        if schedule is not None and schedule not in SCHEDULES:
+            raise InvalidRequest(f"CFG schedule must be one of {SCHEDULES}, got {schedule!r}.")
+        if scale is None:
+            raise InvalidRequest("guidance='cfg' needs guidance_scale (w = 1 is no guidance).")
+        if not math.isfinite(scale):
+            raise InvalidRequest(f"guidance_scale must be finite, got {scale}.")
+        w = scale + 1.0 if formulation == "original" else scale
+        return cls(scale=w, schedule=schedule)
+
+    def weight(self, step: int, num_steps: int, default_schedule: str = "constant") -> float:
+        """w at step ``step`` of ``num_steps`` (0-based)."""
+        schedule = self.schedule or default_schedule
+        if schedule == "linear":
+            return 1.0 + (self.scale - 1.0) * step / max(num_steps - 1, 1)
+        return self.scale

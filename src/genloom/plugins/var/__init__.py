@@ -1,0 +1,41 @@
+"""VAR (next-scale prediction over a multi-scale VQVAE) as a built-in plugin.
+
+``var-d16`` … ``var-d36`` are the official ImageNet models (weights from the hub repo FoundationVision/var, or a
+local path with ``weights=`` and ``vae=``); ``var`` loads any configuration from a checkpoint's shapes, or from a
+:class:`genloom.plugins.var.config.VARConfig` passed as ``config=``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...engine.hookspecs import hookimpl
+from ...engine.specs import ModelSpec, Paradigm
+
+GENLOOM_PLUGIN_API = "1.0"
+HUB = "hf://FoundationVision/var"
+OFFICIAL_VAE = f"{HUB}/vae_ch160v4096z32.pth"
+OFFICIAL = {16: 256, 20: 256, 24: 256, 30: 256, 36: 512}
+DEFAULT_W = 2.5  # the official FID setting cfg=1.5 (original formulation), as an Imagen w, on the linear ramp
+
+
+def _build(options: Any) -> Any:
+    from .loader import build
+
+    return build(options)
+
+
+@hookimpl
+def register_models(register) -> None:  # type: ignore[no-untyped-def]
+    for depth, size in OFFICIAL.items():
+        register(ModelSpec(
+            name=f"var-d{depth}", factory=_build, paradigm=Paradigm.NEXT_SCALE,
+            description=f"VAR depth {depth}, ImageNet {size}px (official weights: {HUB}/var_d{depth}.pth)",
+            num_classes=1000, null_class=1000, image_size=size, default_weights=f"{HUB}/var_d{depth}.pth",
+            default_sampler="next-scale", default_guidance="cfg", default_guidance_scale=DEFAULT_W,
+            extra={"vae": OFFICIAL_VAE}))
+    register(ModelSpec(
+        name="var", factory=_build, paradigm=Paradigm.NEXT_SCALE,
+        description="any VAR checkpoint: weights=VAR file, vae=VQVAE file, optional config=VARConfig",
+        num_classes=1000, null_class=1000, image_size=256, default_sampler="next-scale", default_guidance="cfg",
+        default_guidance_scale=DEFAULT_W))

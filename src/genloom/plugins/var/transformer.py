@@ -1,0 +1,185 @@
+"""The VAR next-scale transformer (AdaLN blocks, L2-normalised attention, block-causal mask, KV cache).
+
+Module and buffer names follow the official state dict, so official checkpoints load without a key map.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import VARConfig
+
+MAX_SCALE_MUL = math.log(100.0)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, l2_norm: bool) -> None:
+        super().__init__()
+        self.heads, self.head_dim, self.l2_norm = heads, dim // heads, l2_norm
+        self.mat_qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(dim))
+        self.v_bias = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("zero_k_bias", torch.zeros(dim))
+        if l2_norm:
+            self.scale_mul_1H11 = nn.Parameter(torch.full((1, heads, 1, 1), math.log(4.0)))
+            self.scale = 1.0
+        else:
+            self.scale = 0.25 / math.sqrt(self.head_dim)
+        self.proj = nn.Linear(dim, dim)
+        self.cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.caching = False
+
+    def kv_caching(self, enabled: bool) -> None:
+        self.caching, self.cache = enabled, None
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+        b, n, c = x.shape
+        bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias))
+        qkv = F.linear(x, self.mat_qkv.weight, bias).view(b, n, 3, self.heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, n, hd)
+        if self.l2_norm:
+            q = F.normalize(q, dim=-1).mul(self.scale_mul_1H11.clamp_max(MAX_SCALE_MUL).exp())
+            k = F.normalize(k, dim=-1)
+        if self.caching:
+            if self.cache is not None:
+                k = torch.cat((self.cache[0], k), dim=2)
+                v = torch.cat((self.cache[1], v), dim=2)
+            self.cache = (k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=self.scale)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+    def drop_rows(self, keep: torch.Tensor) -> None:
+        """Compact the cache to the kept batch rows (used when a guidance branch stops for some samples)."""
+        if self.cache is not None:
+            self.cache = (self.cache[0][keep], self.cache[1][keep])
+
+
+class FFN(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class AdaLNBlock(nn.Module):
+    """x += γ1·Attn(LN(x)(1+s1)+b1); x += γ2·FFN(LN(x)(1+s2)+b2); parameters from the class condition."""
+
+    def __init__(self, cfg: VARConfig) -> None:
+        super().__init__()
+        c = cfg.embed_dim
+        self.dim, self.shared = c, cfg.shared_aln
+        self.attn = SelfAttention(c, cfg.num_heads, cfg.attn_l2_norm)
+        self.ffn = FFN(c, round(c * cfg.mlp_ratio))
+        self.ln_wo_grad = nn.LayerNorm(c, eps=cfg.norm_eps, elementwise_affine=False)
+        if self.shared:
+            self.ada_gss = nn.Parameter(torch.zeros(1, 1, 6, c))
+        else:
+            self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(c, 6 * c))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+        if self.shared:  # cond is the shared (B, 1, 6, C) table
+            g1, g2, s1, s2, b1, b2 = (self.ada_gss + cond).unbind(2)
+        else:
+            g1, g2, s1, s2, b1, b2 = self.ada_lin(cond).view(-1, 1, 6, self.dim).unbind(2)
+        x = x + self.attn(self.ln_wo_grad(x).mul(s1.add(1)).add_(b1), attn_bias).mul_(g1)
+        return x + self.ffn(self.ln_wo_grad(x).mul(s2.add(1)).add_(b2)).mul(g2)
+
+
+class SharedAdaLin(nn.Linear):
+    def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        return super().forward(cond).view(cond.shape[0], 1, 6, -1)
+
+
+class AdaLNBeforeHead(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.dim = dim
+        self.ln_wo_grad = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
+        self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.ada_lin(cond).view(-1, 1, 2, self.dim).unbind(2)
+        return self.ln_wo_grad(x).mul(scale.add(1)).add_(shift)
+
+
+class VARTransformer(nn.Module):
+    def __init__(self, cfg: VARConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, pns = cfg.embed_dim, cfg.patch_nums
+        self.num_classes, self.first_l = cfg.num_classes, pns[0] ** 2
+        self.begin_ends, cur = [], 0
+        for pn in pns:
+            self.begin_ends.append((cur, cur + pn * pn))
+            cur += pn * pn
+        self.seq_len = cur
+        self.word_embed = nn.Linear(cfg.cvae, c)
+        self.class_emb = nn.Embedding(cfg.num_classes + 1, c)
+        self.pos_start = nn.Parameter(torch.zeros(1, self.first_l, c))
+        self.pos_1LC = nn.Parameter(torch.zeros(1, cur, c))
+        self.lvl_embed = nn.Embedding(len(pns), c)
+        self.shared_ada_lin = nn.Sequential(nn.SiLU(), SharedAdaLin(c, 6 * c)) if cfg.shared_aln else nn.Identity()
+        self.blocks = nn.ModuleList(AdaLNBlock(cfg) for _ in range(cfg.depth))
+        self.head_nm = AdaLNBeforeHead(c, cfg.norm_eps)
+        self.head = nn.Linear(c, cfg.vocab_size)
+        lvl = torch.cat([torch.full((pn * pn,), k) for k, pn in enumerate(pns)]).view(1, cur)
+        self.register_buffer("lvl_1L", lvl)
+        mask = torch.where(lvl.view(1, cur, 1) >= lvl.view(1, 1, cur), 0.0, -torch.inf)
+        self.register_buffer("attn_bias_for_masking", mask.reshape(1, 1, cur, cur).contiguous())
+
+    # ------------------------------------------------------------------ shared pieces
+    def lvl_pos(self) -> torch.Tensor:
+        return self.lvl_embed(self.lvl_1L) + self.pos_1LC
+
+    def logits(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.head(self.head_nm(x.float(), cond).float()).float()
+
+    def run_blocks(self, x: torch.Tensor, cond: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+        gss = self.shared_ada_lin(cond)
+        for block in self.blocks:
+            x = block(x, gss, attn_bias)
+        return x
+
+    def kv_caching(self, enabled: bool) -> None:
+        for block in self.blocks:
+            block.attn.kv_caching(enabled)
+
+    def drop_cache_rows(self, keep: torch.Tensor) -> None:
+        for block in self.blocks:
+            block.attn.drop_rows(keep)
+
+    # ------------------------------------------------------------------ teacher forcing
+    def forward(self, labels: torch.Tensor, x_wo_first_l: torch.Tensor) -> torch.Tensor:
+        """Masked forward over all scales (training / parity); no label dropout here."""
+        b = labels.shape[0]
+        cond = self.class_emb(labels)
+        sos = cond.unsqueeze(1).expand(b, self.first_l, -1) + self.pos_start.expand(b, self.first_l, -1)
+        x = torch.cat((sos, self.word_embed(x_wo_first_l.float())), dim=1)
+        x = x + self.lvl_embed(self.lvl_1L.expand(b, -1)) + self.pos_1LC
+        x = self.run_blocks(x, cond, self.attn_bias_for_masking)
+        return self.logits(x, cond)
+
+    # ------------------------------------------------------------------ cached inference
+    def first_stage(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Condition vectors and the first scale's tokens for a batch of (possibly null) labels."""
+        cond = self.class_emb(labels)
+        b = labels.shape[0]
+        tokens = (cond.unsqueeze(1).expand(b, self.first_l, -1) + self.pos_start.expand(b, self.first_l, -1)
+                  + self.lvl_pos()[:, :self.first_l])
+        return cond, tokens
+
+    def stage_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """One scale with the KV cache on: tokens of scale k attend to the cache of scales ≤ k."""
+        return self.logits(self.run_blocks(tokens, cond, None), cond)
+
+    def stage_tokens(self, k: int, next_map: torch.Tensor) -> torch.Tensor:
+        """Area-resized f_hat of scale k (B, Cvae, pn, pn) → the transformer input of scale k."""
+        b = next_map.shape[0]
+        begin, end = self.begin_ends[k]
+        return self.word_embed(next_map.reshape(b, self.cfg.cvae, -1).transpose(1, 2)) + self.lvl_pos()[:, begin:end]

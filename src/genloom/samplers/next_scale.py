@@ -1,0 +1,179 @@
+"""The next-scale loop (VAR family): one cached transformer pass per scale, guidance on logits, top-k/top-p,
+optional Gumbel smoothing, per-image or official batch-order random streams."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from ..engine.errors import InvalidRequest
+from ..engine.progress import RunContext
+from ..engine.sampling import SampleBatch, SampleOutput
+from ..engine.seeding import ImageRNG
+
+
+class NextScaleModel(Protocol):
+    """What a next-scale family provides to the loop."""
+
+    patch_nums: tuple[int, ...]
+    num_classes: int  # the null class index
+    vocab_size: int
+    latent_channels: int
+
+    def kv_caching(self, enabled: bool) -> None: ...
+    def first_stage(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def stage_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
+    def codebook(self) -> torch.Tensor: ...
+    def next_input(self, k: int, f_hat: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def stage_tokens(self, k: int, next_map: torch.Tensor) -> torch.Tensor: ...
+    def decode(self, f_hat: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class NextScaleResult:
+    images: torch.Tensor  # (B, 3, H, W) in [-1, 1]
+    indices: list[torch.Tensor]  # per scale (B, pn²)
+    guided_logits: list[torch.Tensor] = field(default_factory=list)  # per scale, before top-k/top-p
+    labels: torch.Tensor | None = None
+
+
+def check_sampling_options(vocab_size: int, top_k: int, top_p: float | None) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise InvalidRequest(f"top_k must be an integer >= 0 (0 disables it), got {top_k!r}.")
+    if top_k > vocab_size:
+        raise InvalidRequest(f"top_k={top_k} exceeds the vocabulary ({vocab_size} codes); use at most {vocab_size}.")
+    if top_p is not None and not (0.0 < float(top_p) <= 1.0):
+        raise InvalidRequest(f"top_p must lie in (0, 1] (None disables it), got {top_p!r}.")
+
+
+def filter_logits_(logits: torch.Tensor, top_k: int, top_p: float | None) -> torch.Tensor:
+    """Top-k (ties kept) then top-p (never dropping the largest), in place, as the official sampler does."""
+    if top_k > 0:
+        kth = logits.topk(top_k, dim=-1, largest=True, sorted=False)[0].amin(dim=-1, keepdim=True)
+        logits.masked_fill_(logits < kth, -torch.inf)
+    if top_p:
+        sorted_logits, order = logits.sort(dim=-1, descending=False)
+        drop = sorted_logits.softmax(dim=-1).cumsum_(dim=-1) <= (1 - top_p)
+        drop[..., -1:] = False
+        logits.masked_fill_(drop.scatter(order.ndim - 1, order, drop), -torch.inf)
+    return logits
+
+
+GuidanceStrength = Callable[[int, int], float]
+
+
+def linear_ramp(strength: float) -> GuidanceStrength:
+    """VAR's schedule: t_k = strength·(k/(K−1)) (original formulation; 0 at the first scale), in the official
+    operation order so results are bit-identical."""
+    return lambda k, num_scales: strength * (k / (num_scales - 1))
+
+
+def sample_next_scale(
+    model: NextScaleModel,
+    labels: torch.Tensor | None,
+    rng: ImageRNG,
+    *,
+    guidance: GuidanceStrength | None = None,
+    top_k: int = 0,
+    top_p: float | None = None,
+    more_smooth: bool = False,
+    keep_guided_logits: bool = False,
+    on_scale: Callable[[int, int], None] | None = None,
+    edit: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+) -> NextScaleResult:
+    """Generate ``len(rng)`` images.
+
+    ``guidance(k, K)`` gives the strength t_k (original formulation): logits = (1+t_k)·ℓ_c − t_k·ℓ_u; official
+    VAR is ``linear_ramp(cfg)``. ``None`` runs the conditional rows only (no unconditional branch at all). ``labels=None`` draws labels from
+    ``rng`` first (the official order); a label equal to ``num_classes`` is the null class. ``edit(k, idx)``
+    may replace a scale's sampled indices (zero-shot editing). ``on_scale(k, K)`` runs after each scale.
+    """
+    pns = model.patch_nums
+    num_scales = len(pns)
+    if num_scales < 2:
+        raise InvalidRequest(f"A next-scale schedule needs at least 2 scales, got {list(pns)}.")
+    check_sampling_options(model.vocab_size, top_k, top_p)
+    b = len(rng)
+    device = model.codebook().device
+    if labels is None:
+        labels = rng.uniform_labels(model.num_classes)
+    labels = labels.to(device)
+    guided = guidance is not None
+    rows = torch.cat((labels, torch.full_like(labels, model.num_classes))) if guided else labels
+    cond, tokens = model.first_stage(rows)
+    if guided:
+        tokens = tokens.expand(2 * b, -1, -1) if tokens.shape[0] == 1 else tokens
+    side = pns[-1]
+    f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=cond.dtype)
+    indices, kept = [], []
+    model.kv_caching(True)
+    try:
+        for k, pn in enumerate(pns):
+            ratio = k / (num_scales - 1)
+            logits = model.stage_logits(tokens, cond)
+            if guidance is not None:
+                t = guidance(k, num_scales)
+                logits = (1 + t) * logits[:b] - t * logits[b:]
+            if keep_guided_logits:
+                kept.append(logits.clone())
+            filter_logits_(logits, top_k, top_p)
+            idx = rng.multinomial(logits.softmax(dim=-1).cpu().float()).to(device)
+            if edit is not None:
+                idx = edit(k, idx)
+            if more_smooth:
+                tau = max(0.27 * (1 - ratio * 0.95), 0.005)
+                gumbel = -rng.exponential(logits.shape[1:]).to(device).log()
+                soft = ((logits * (1 + ratio) + gumbel) / tau).softmax(dim=-1)
+                h_tokens = soft @ model.codebook().unsqueeze(0)
+            else:
+                h_tokens = model.codebook()[idx]
+            h = h_tokens.transpose(1, 2).reshape(b, model.latent_channels, pn, pn)
+            f_hat, next_map = model.next_input(k, f_hat, h)
+            indices.append(idx)
+            if k != num_scales - 1:
+                tokens = model.stage_tokens(k + 1, next_map)
+                if guided:
+                    tokens = tokens.repeat(2, 1, 1)
+            if on_scale is not None:
+                on_scale(k + 1, num_scales)
+    finally:
+        model.kv_caching(False)
+    return NextScaleResult(images=model.decode(f_hat), indices=indices, guided_logits=kept, labels=labels)
+
+
+class NextScaleSampler:
+    """The engine-facing sampler: guidance from the request's policy, options top_k / top_p / more_smooth."""
+
+    def __init__(self, top_k: int = 0, top_p: float | None = None, more_smooth: bool = False) -> None:
+        if top_p is not None and not isinstance(top_p, (int, float)):
+            raise InvalidRequest(f"top_p must be a number in (0, 1], got {top_p!r}.")
+        self.top_k, self.top_p, self.more_smooth = top_k, top_p, bool(more_smooth)
+
+    def sample(self, model: Any, batch: SampleBatch, ctx: RunContext) -> SampleOutput:
+        check_sampling_options(model.vocab_size, self.top_k, self.top_p)
+        policy = batch.policy
+        strength = None
+        if policy is not None:
+            strength = _policy_strength(policy)
+
+        def on_scale(k: int, num_scales: int) -> None:
+            ctx.step_done(k, num_scales)
+
+        ctx.check()
+        out = sample_next_scale(model, batch.labels, batch.rng, guidance=strength, top_k=self.top_k,
+                                top_p=self.top_p, more_smooth=self.more_smooth, on_scale=on_scale)
+        passes = len(model.patch_nums)
+        nfe = torch.full((len(batch),), passes * (2 if strength is not None else 1), dtype=torch.long)
+        return SampleOutput(images=out.images, nfe=nfe, telemetry={"indices": [i.cpu() for i in out.indices]})
+
+
+def _policy_strength(policy: Any) -> GuidanceStrength:
+    """CFG-style policies expose ``scale`` (Imagen w) and ``schedule``; VAR's default schedule is the ramp."""
+    schedule = getattr(policy, "schedule", None) or "linear"
+    t = float(policy.scale) - 1.0
+    if schedule == "linear":
+        return linear_ramp(t)
+    return lambda k, num_scales: t
