@@ -76,8 +76,45 @@ class Pipeline:
         Every image draws its noise from its own generator, so its noise never depends on the batch.
         The network's arithmetic can (BLAS and conv kernels pick other algorithms for other batch sizes,
         ~1e-6 apart); ``batch_invariant=True`` runs the sampler one image at a time so each image is
-        bit-identical to generating it alone, at the cost of batching.
+        bit-identical to generating it alone, at the cost of batching. Other keywords go to the guidance
+        policy (when its spec lists them) or to the sampler (e.g. ``top_k`` for next-scale models).
         """
+        return self._generate({}, labels, num_images, seed, guidance, guidance_scale, sampler, steps, batch_size,
+                              progress, cancel, output_type, rng, batch_invariant, **options)
+
+    def edit(self, image: Any, mask: Any, label: Any = None, **kwargs: Any) -> GenerationResult:
+        """Zero-shot editing: keep the source ``image`` where ``mask`` is 1 (True), generate the rest.
+
+        In-painting: mask = 1 outside the hole; out-painting: 1 inside the kept region; class editing: 1 on the
+        background and a new ``label``. ``image``: PIL, uint8 (H, W, 3) array, or float (3, H, W) tensor in
+        [-1, 1]; ``mask``: (H, W) array, tensor or PIL image at the model's resolution. Other keywords (seed,
+        num_images, guidance, top_k, ...) as in ``__call__``.
+        """
+        from .editing import as_edit_inputs
+
+        if not hasattr(self.model, "prepare_edit"):
+            raise InvalidRequest(f"Model {self.spec.name!r} does not support editing (it has no prepare_edit).")
+        source, keep = as_edit_inputs(image, mask, self.spec.image_size)
+        return self._generate({"edit": self.model.prepare_edit(source, keep)}, label, **kwargs)
+
+    def _generate(
+        self,
+        batch_options: dict[str, Any],
+        labels: Any = None,
+        num_images: int | None = None,
+        seed: int | list[int] | None = None,
+        guidance: str | None = None,
+        guidance_scale: float | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        batch_size: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        output_type: str = "pil",
+        rng: str = "image",
+        batch_invariant: bool = False,
+        **options: Any,
+    ) -> GenerationResult:
         t0 = time.perf_counter()
         request = build_request(
             self.spec, self.engine.samplers, self.engine.guidance,
@@ -104,7 +141,7 @@ class Pipeline:
                              progress=progress, cancel=cancel)
             ctx.check()
             tb = time.perf_counter()
-            out = self._sample_batch(sampler_obj, request, policy, lo, hi, ctx)
+            out = self._sample_batch(sampler_obj, request, policy, lo, hi, ctx, batch_options)
             batch_times.append(time.perf_counter() - tb)
             images.append(out.images.detach().float().cpu())
             nfe.extend(int(v) for v in out.nfe.tolist())
@@ -127,12 +164,12 @@ class Pipeline:
         )
 
     def _sample_batch(self, sampler_obj: Any, request: GenerationRequest, policy: Any,
-                      lo: int, hi: int, ctx: RunContext) -> SampleOutput:
+                      lo: int, hi: int, ctx: RunContext, batch_options: dict[str, Any]) -> SampleOutput:
         labels = None
         if request.labels is not None:
             labels = torch.tensor(request.labels[lo:hi], dtype=torch.long, device=self.model.device)
         batch = SampleBatch(labels=labels, rng=ImageRNG(request.seeds[lo:hi], request.rng),
-                            steps=request.steps, policy=policy)
+                            steps=request.steps, policy=policy, options=dict(batch_options))
         with torch.inference_mode():
             out = sampler_obj.sample(self.model, batch, ctx)
         if not isinstance(out, SampleOutput) or out.images.shape[0] != hi - lo:

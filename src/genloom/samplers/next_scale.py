@@ -26,10 +26,33 @@ class NextScaleModel(Protocol):
     def kv_caching(self, enabled: bool) -> None: ...
     def first_stage(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
     def stage_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
+    def prefix_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
     def codebook(self) -> torch.Tensor: ...
     def next_input(self, k: int, f_hat: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
     def stage_tokens(self, k: int, next_map: torch.Tensor) -> torch.Tensor: ...
     def decode(self, f_hat: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """Per scale: the source image's token indices ``(1, pn²)`` and which positions to keep ``(pn²,)`` bool."""
+
+    indices: list[torch.Tensor]
+    keep: list[torch.Tensor]
+
+
+def keep_masks(mask: torch.Tensor, patch_nums: tuple[int, ...]) -> list[torch.Tensor]:
+    """A keep-mask (H, W) in [0, 1] → per-scale booleans: bilinear resize to pn×pn, > 0.5. Scales of at most
+    three tokens are always kept (the source's global layout), as in the paper's editing demo."""
+    m = mask.float()[None, None]
+    out = []
+    for pn in patch_nums:
+        if pn * pn <= 3:
+            out.append(torch.ones(pn * pn, dtype=torch.bool))
+        else:
+            small = torch.nn.functional.interpolate(m, size=(pn, pn), mode="bilinear", align_corners=False)
+            out.append((small > 0.5).flatten())
+    return out
 
 
 @dataclass
@@ -82,14 +105,17 @@ def sample_next_scale(
     more_smooth: bool = False,
     keep_guided_logits: bool = False,
     on_scale: Callable[[int, int], None] | None = None,
-    edit: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    edit: EditPlan | None = None,
+    kv_cache: bool = True,
 ) -> NextScaleResult:
     """Generate ``len(rng)`` images.
 
-    ``guidance(k, K)`` gives the strength t_k (original formulation): logits = (1+t_k)·ℓ_c − t_k·ℓ_u; official
+    ``edit``: zero-shot editing (in/out-painting, class editing): at every scale the tokens inside the keep-mask are
+    replaced by the source image's tokens. ``guidance(k, K)`` gives the strength t_k (original formulation): logits = (1+t_k)·ℓ_c − t_k·ℓ_u; official
     VAR is ``linear_ramp(cfg)``. ``None`` runs the conditional rows only (no unconditional branch at all). ``labels=None`` draws labels from
     ``rng`` first (the official order); a label equal to ``num_classes`` is the null class. ``edit(k, idx)``
-    may replace a scale's sampled indices (zero-shot editing). ``on_scale(k, K)`` runs after each scale.
+    : zero-shot editing, the kept tokens of each scale come from a source image. ``on_scale(k, K)`` runs after each scale.
+    ``kv_cache=False`` recomputes every coarser scale at each step (the reference the cache is measured against).
     """
     pns = model.patch_nums
     num_scales = len(pns)
@@ -109,11 +135,16 @@ def sample_next_scale(
     side = pns[-1]
     f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=cond.dtype)
     indices, kept = [], []
-    model.kv_caching(True)
+    history: list[torch.Tensor] = []
+    model.kv_caching(kv_cache)
     try:
         for k, pn in enumerate(pns):
             ratio = k / (num_scales - 1)
-            logits = model.stage_logits(tokens, cond)
+            if kv_cache:
+                logits = model.stage_logits(tokens, cond)
+            else:
+                history.append(tokens)
+                logits = model.prefix_logits(torch.cat(history, dim=1), cond)
             if guidance is not None:
                 t = guidance(k, num_scales)
                 logits = (1 + t) * logits[:b] - t * logits[b:]
@@ -122,12 +153,15 @@ def sample_next_scale(
             filter_logits_(logits, top_k, top_p)
             idx = rng.multinomial(logits.softmax(dim=-1).cpu().float()).to(device)
             if edit is not None:
-                idx = edit(k, idx)
+                keep, source = edit.keep[k].to(device), edit.indices[k].to(device).expand(b, -1)
+                idx = torch.where(keep, source, idx)
             if more_smooth:
                 tau = max(0.27 * (1 - ratio * 0.95), 0.005)
                 gumbel = -rng.exponential(logits.shape[1:]).to(device).log()
                 soft = ((logits * (1 + ratio) + gumbel) / tau).softmax(dim=-1)
                 h_tokens = soft @ model.codebook().unsqueeze(0)
+                if edit is not None:
+                    h_tokens = torch.where(keep[..., None], model.codebook()[idx], h_tokens)
             else:
                 h_tokens = model.codebook()[idx]
             h = h_tokens.transpose(1, 2).reshape(b, model.latent_channels, pn, pn)
@@ -164,7 +198,8 @@ class NextScaleSampler:
 
         ctx.check()
         out = sample_next_scale(model, batch.labels, batch.rng, guidance=strength, top_k=self.top_k,
-                                top_p=self.top_p, more_smooth=self.more_smooth, on_scale=on_scale)
+                                top_p=self.top_p, more_smooth=self.more_smooth, on_scale=on_scale,
+                                edit=batch.options.get("edit"))
         passes = len(model.patch_nums)
         nfe = torch.full((len(batch),), passes * (2 if strength is not None else 1), dtype=torch.long)
         return SampleOutput(images=out.images, nfe=nfe, telemetry={"indices": [i.cpu() for i in out.indices]})

@@ -116,3 +116,13 @@ def test_cached_loop_matches_the_masked_forward(models):
     full = model.var(labels, x)
     cached = sample_next_scale(model, labels, ImageRNG([5, 6]), guidance=None, top_k=0, keep_guided_logits=True)
     torch.testing.assert_close(torch.cat(cached.guided_logits, 1), full, atol=1e-4, rtol=0)
+
+
+def test_full_recompute_reference_equals_the_cached_loop(models):
+    model, _ = models["full"]
+    kw = {"guidance": linear_ramp(1.5), "top_k": 900, "top_p": 0.96, "keep_guided_logits": True}
+    cached = sample_next_scale(model, torch.tensor([207]), ImageRNG([0], "batch"), **kw)
+    recomputed = sample_next_scale(model, torch.tensor([207]), ImageRNG([0], "batch"), kv_cache=False, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(cached.indices, recomputed.indices))
+    torch.testing.assert_close(torch.cat(cached.guided_logits, 1), torch.cat(recomputed.guided_logits, 1),
+                               atol=1e-4, rtol=0)

@@ -53,6 +53,9 @@ class VARModel(GenerativeModel):
     def stage_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.var.stage_logits(tokens, cond)
 
+    def prefix_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.var.prefix_logits(tokens, cond)
+
     def codebook(self) -> torch.Tensor:
         return self.vae.quantize.embedding.weight
 
@@ -64,6 +67,14 @@ class VARModel(GenerativeModel):
 
     def decode(self, f_hat: torch.Tensor) -> torch.Tensor:
         return self.vae.fhat_to_img(f_hat)
+
+    def prepare_edit(self, image: torch.Tensor, mask: torch.Tensor) -> Any:
+        """Source image (1, 3, H, W) in [-1, 1] and keep-mask (H, W) → the sampler's per-scale edit plan."""
+        from ...samplers.next_scale import EditPlan, keep_masks
+
+        with torch.inference_mode():
+            indices = self.vae.img_to_indices(image.to(device=self.device, dtype=self.dtype))
+        return EditPlan(indices=[i.cpu() for i in indices], keep=keep_masks(mask, self.patch_nums))
 
 
 def _float32(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -30,11 +30,15 @@ class SelfAttention(nn.Module):
         else:
             self.scale = 0.25 / math.sqrt(self.head_dim)
         self.proj = nn.Linear(dim, dim)
-        self.cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.caching = False
+        self.cache: tuple[torch.Tensor, torch.Tensor] | None = None  # (B, H, max_len, hd) buffers
+        self.cache_len = 0
+        self.max_len = 0
 
-    def kv_caching(self, enabled: bool) -> None:
-        self.caching, self.cache = enabled, None
+    def kv_caching(self, enabled: bool, max_len: int = 0) -> None:
+        """Enable with the full sequence length: keys/values are written into preallocated buffers (no
+        re-concatenation per scale, no transient second copy)."""
+        self.max_len = max_len if enabled else 0
+        self.cache, self.cache_len = None, 0
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         b, n, c = x.shape
@@ -44,18 +48,22 @@ class SelfAttention(nn.Module):
         if self.l2_norm:
             q = F.normalize(q, dim=-1).mul(self.scale_mul_1H11.clamp_max(MAX_SCALE_MUL).exp())
             k = F.normalize(k, dim=-1)
-        if self.caching:
-            if self.cache is not None:
-                k = torch.cat((self.cache[0], k), dim=2)
-                v = torch.cat((self.cache[1], v), dim=2)
-            self.cache = (k, v)
+        if self.max_len:
+            if self.cache is None:
+                shape = (b, self.heads, self.max_len, self.head_dim)
+                self.cache = (k.new_empty(shape), v.new_empty(shape))
+            end = self.cache_len + n
+            self.cache[0][:, :, self.cache_len:end] = k
+            self.cache[1][:, :, self.cache_len:end] = v
+            self.cache_len = end
+            k, v = self.cache[0][:, :, :end], self.cache[1][:, :, :end]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
     def drop_rows(self, keep: torch.Tensor) -> None:
         """Compact the cache to the kept batch rows (used when a guidance branch stops for some samples)."""
         if self.cache is not None:
-            self.cache = (self.cache[0][keep], self.cache[1][keep])
+            self.cache = (self.cache[0][keep].contiguous(), self.cache[1][keep].contiguous())
 
 
 class FFN(nn.Module):
@@ -148,7 +156,7 @@ class VARTransformer(nn.Module):
 
     def kv_caching(self, enabled: bool) -> None:
         for block in self.blocks:
-            block.attn.kv_caching(enabled)
+            block.attn.kv_caching(enabled, self.seq_len)
 
     def drop_cache_rows(self, keep: torch.Tensor) -> None:
         for block in self.blocks:
@@ -177,6 +185,13 @@ class VARTransformer(nn.Module):
     def stage_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """One scale with the KV cache on: tokens of scale k attend to the cache of scales ≤ k."""
         return self.logits(self.run_blocks(tokens, cond, None), cond)
+
+    def prefix_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Reference path without a cache: the masked forward over every scale so far; logits of the last scale."""
+        end = tokens.shape[1]
+        k = next(i for i, (_, e) in enumerate(self.begin_ends) if e == end)
+        x = self.run_blocks(tokens, cond, self.attn_bias_for_masking[:, :, :end, :end])
+        return self.logits(x[:, self.begin_ends[k][0]:end], cond)
 
     def stage_tokens(self, k: int, next_map: torch.Tensor) -> torch.Tensor:
         """Area-resized f_hat of scale k (B, Cvae, pn, pn) → the transformer input of scale k."""
