@@ -54,6 +54,21 @@ class Pipeline:
     def device(self) -> torch.device:
         return self.model.device
 
+    def edit(self, image: Any, mask: Any, label: Any = None, **kwargs: Any) -> GenerationResult:
+        """Zero-shot editing: keep the source ``image`` where ``mask`` is 1 (True), generate the rest.
+
+        In-painting: mask = 1 outside the hole; out-painting: 1 inside the kept region; class editing: 1 on the
+        background and a new ``label``. ``image``: PIL, uint8 (H, W, 3) array, or float (3, H, W) tensor in
+        [-1, 1]; ``mask``: (H, W) array, tensor or PIL image at the model's resolution. Other keywords (seed,
+        num_images, guidance, top_k, ...) as in ``__call__``.
+        """
+        from .editing import as_edit_inputs
+
+        if not hasattr(self.model, "prepare_edit"):
+            raise InvalidRequest(f"Model {self.spec.name!r} does not support editing (it has no prepare_edit).")
+        source, keep = as_edit_inputs(image, mask, self.spec.image_size)
+        return self(label, conditioning={"edit": self.model.prepare_edit(source, keep)}, **kwargs)
+
     def __call__(
         self,
         labels: Any = None,
@@ -69,6 +84,7 @@ class Pipeline:
         output_type: str = "pil",
         rng: str = "image",
         batch_invariant: bool = False,
+        conditioning: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> GenerationResult:
         """Generate images. ``labels`` may be indices or class names; one seed per image (``seed + i``).
@@ -78,43 +94,8 @@ class Pipeline:
         ~1e-6 apart); ``batch_invariant=True`` runs the sampler one image at a time so each image is
         bit-identical to generating it alone, at the cost of batching. Other keywords go to the guidance
         policy (when its spec lists them) or to the sampler (e.g. ``top_k`` for next-scale models).
+        ``conditioning`` carries per-request inputs for the sampler (e.g. the edit plan of :meth:`edit`).
         """
-        return self._generate({}, labels, num_images, seed, guidance, guidance_scale, sampler, steps, batch_size,
-                              progress, cancel, output_type, rng, batch_invariant, **options)
-
-    def edit(self, image: Any, mask: Any, label: Any = None, **kwargs: Any) -> GenerationResult:
-        """Zero-shot editing: keep the source ``image`` where ``mask`` is 1 (True), generate the rest.
-
-        In-painting: mask = 1 outside the hole; out-painting: 1 inside the kept region; class editing: 1 on the
-        background and a new ``label``. ``image``: PIL, uint8 (H, W, 3) array, or float (3, H, W) tensor in
-        [-1, 1]; ``mask``: (H, W) array, tensor or PIL image at the model's resolution. Other keywords (seed,
-        num_images, guidance, top_k, ...) as in ``__call__``.
-        """
-        from .editing import as_edit_inputs
-
-        if not hasattr(self.model, "prepare_edit"):
-            raise InvalidRequest(f"Model {self.spec.name!r} does not support editing (it has no prepare_edit).")
-        source, keep = as_edit_inputs(image, mask, self.spec.image_size)
-        return self._generate({"edit": self.model.prepare_edit(source, keep)}, label, **kwargs)
-
-    def _generate(
-        self,
-        batch_options: dict[str, Any],
-        labels: Any = None,
-        num_images: int | None = None,
-        seed: int | list[int] | None = None,
-        guidance: str | None = None,
-        guidance_scale: float | None = None,
-        sampler: str | None = None,
-        steps: int | None = None,
-        batch_size: int | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        output_type: str = "pil",
-        rng: str = "image",
-        batch_invariant: bool = False,
-        **options: Any,
-    ) -> GenerationResult:
         t0 = time.perf_counter()
         request = build_request(
             self.spec, self.engine.samplers, self.engine.guidance,
@@ -141,7 +122,7 @@ class Pipeline:
                              progress=progress, cancel=cancel)
             ctx.check()
             tb = time.perf_counter()
-            out = self._sample_batch(sampler_obj, request, policy, lo, hi, ctx, batch_options)
+            out = self._sample_batch(sampler_obj, request, policy, lo, hi, ctx, dict(conditioning or {}))
             batch_times.append(time.perf_counter() - tb)
             images.append(out.images.detach().float().cpu())
             nfe.extend(int(v) for v in out.nfe.tolist())
@@ -164,12 +145,12 @@ class Pipeline:
         )
 
     def _sample_batch(self, sampler_obj: Any, request: GenerationRequest, policy: Any,
-                      lo: int, hi: int, ctx: RunContext, batch_options: dict[str, Any]) -> SampleOutput:
+                      lo: int, hi: int, ctx: RunContext, conditioning: dict[str, Any]) -> SampleOutput:
         labels = None
         if request.labels is not None:
             labels = torch.tensor(request.labels[lo:hi], dtype=torch.long, device=self.model.device)
         batch = SampleBatch(labels=labels, rng=ImageRNG(request.seeds[lo:hi], request.rng),
-                            steps=request.steps, policy=policy, options=dict(batch_options))
+                            steps=request.steps, policy=policy, options=conditioning)
         with torch.inference_mode():
             out = sampler_obj.sample(self.model, batch, ctx)
         if not isinstance(out, SampleOutput) or out.images.shape[0] != hi - lo:
