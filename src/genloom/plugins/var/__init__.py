@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...engine.hookspecs import hookimpl
-from ...engine.specs import ModelSpec, Paradigm
+from ...engine.specs import CommandSpec, ModelSpec, Paradigm
 
 GENLOOM_PLUGIN_API = "1.0"
 HUB = "hf://FoundationVision/var"
@@ -39,3 +39,11 @@ def register_models(register) -> None:  # type: ignore[no-untyped-def]
         description="any VAR checkpoint: weights=VAR file, vae=VQVAE file, optional config=VARConfig",
         num_classes=1000, null_class=1000, image_size=256, default_sampler="next-scale", default_guidance="cfg",
         default_guidance_scale=DEFAULT_W))
+
+
+@hookimpl
+def register_commands(register) -> None:  # type: ignore[no-untyped-def]
+    from .cli import train_var
+
+    register(CommandSpec(name="var", command=train_var, group="train",
+                         description="train the embedded var-shapes default"))

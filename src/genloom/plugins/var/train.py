@@ -1,0 +1,183 @@
+"""Training the embedded default ``var-shapes`` (VQVAE, then the transformer) on the embedded shapes dataset.
+
+CPU-sized: a 32 px VQVAE with an 8×8 latent and five scales, and a small transformer. Reproducible from a seed
+at a fixed thread count. The VQVAE loss is the reconstruction MSE plus VAR's multi-scale commitment/codebook
+term (β·‖sg(f̂) − f‖² + ‖f̂ − sg(f)‖², averaged over scales) with a straight-through estimator; codes unused over
+a window are restarted on encoder outputs (a standard fix for codebook collapse, our choice). The transformer
+is trained by teacher forcing with 10 % label dropout to the null class (what CFG needs).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ...data.shapes import load_split
+from ...engine.weights import save_state_dict
+from .config import VARConfig, VQVAEConfig
+from .transformer import VARTransformer
+from .vqvae import VQVAE
+
+SHAPES_PATCH_NUMS = (1, 2, 4, 8)
+SHAPES_VAE = VQVAEConfig(vocab_size=512, z_channels=16, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1,
+                         share_quant_resi=4, patch_nums=SHAPES_PATCH_NUMS, using_sa=False, using_mid_sa=True)
+SHAPES_VAR = VARConfig(depth=2, embed_dim=128, num_heads=2, num_classes=10, vocab_size=512, cvae=16,
+                       patch_nums=SHAPES_PATCH_NUMS, vae=SHAPES_VAE)
+
+
+@dataclass
+class TrainSettings:
+    seed: int = 0
+    train_size: int = 20_000
+    vae_steps: int = 800
+    var_steps: int = 2000
+    batch_size: int = 32
+    vae_lr: float = 1e-3
+    var_lr: float = 1e-3
+    beta: float = 0.25
+    cond_drop: float = 0.1
+    restart_every: int = 100
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    x = torch.rot90(x, int(torch.randint(4, (1,), generator=gen)), dims=(2, 3))
+    return x.flip(3) if bool(torch.randint(2, (1,), generator=gen)) else x
+
+
+def _cosine(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Reconstruction + multi-scale VQ loss; returns (loss, recon MSE, per-scale indices)."""
+    q = vae.quantize
+    f = vae.encode_latent(x)
+    f_ng = f.detach()
+    side = f.shape[-1]
+    f_rest, f_hat = f_ng.clone(), torch.zeros_like(f_ng)
+    vq, indices, last = 0.0, [], len(q.patch_nums) - 1
+    for k, pn in enumerate(q.patch_nums):
+        z = F.interpolate(f_rest, size=(pn, pn), mode="area") if k != last else f_rest
+        idx = q.nearest(z)
+        h = q.lookup(idx, pn)
+        if k != last:
+            h = F.interpolate(h, size=(side, side), mode="bicubic")
+        h = q.phi(k, h)
+        f_hat = f_hat + h
+        f_rest = f_rest - h.detach()
+        vq = vq + beta * F.mse_loss(f_hat.detach(), f) + F.mse_loss(f_hat, f_ng)
+        indices.append(idx)
+    f_st = (f_hat.detach() - f_ng) + f  # straight-through to the encoder
+    recon = vae.decoder(vae.post_quant_conv(f_st))
+    mse = F.mse_loss(recon, x)
+    return mse + vq / len(q.patch_nums), mse, indices
+
+
+def train_vqvae(x_train: torch.Tensor, s: TrainSettings, log: Callable[[str], None]) -> VQVAE:
+    torch.manual_seed(s.seed)
+    gen = torch.Generator().manual_seed(s.seed)
+    vae = VQVAE(SHAPES_VAE)
+    with torch.no_grad():  # codebook starts on encoder outputs of real images
+        f = vae.encode_latent(x_train[:256]).permute(0, 2, 3, 1).reshape(-1, SHAPES_VAE.z_channels)
+        vae.quantize.embedding.weight.copy_(f[torch.randperm(len(f), generator=gen)[:SHAPES_VAE.vocab_size]])
+    opt = torch.optim.Adam(vae.parameters(), lr=s.vae_lr, betas=(0.9, 0.95))
+    usage = torch.zeros(SHAPES_VAE.vocab_size)
+    t0 = time.perf_counter()
+    for step in range(s.vae_steps):
+        for group in opt.param_groups:
+            group["lr"] = s.vae_lr * _cosine(step, s.vae_steps, 100)
+        idx = torch.randint(len(x_train), (s.batch_size,), generator=gen)
+        x = _augment(x_train[idx], gen)
+        loss, mse, indices = vqvae_loss(vae, x, s.beta)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for i in indices:
+            usage += torch.bincount(i.flatten(), minlength=SHAPES_VAE.vocab_size).float()
+        if (step + 1) % s.restart_every == 0:
+            dead = (usage == 0).nonzero().flatten()
+            if len(dead) and step + 1 < s.vae_steps * 0.8:
+                with torch.no_grad():
+                    f = vae.encode_latent(x).permute(0, 2, 3, 1).reshape(-1, SHAPES_VAE.z_channels)
+                    pick = torch.randint(len(f), (len(dead),), generator=gen)
+                    vae.quantize.embedding.weight[dead] = f[pick] * 0.5
+            log(f"vqvae step {step + 1}/{s.vae_steps}: recon mse {mse.item():.4f}, loss {loss.item():.4f}, "
+                f"codes used {(usage > 0).sum().item()}/{SHAPES_VAE.vocab_size}, restarted {len(dead)} "
+                f"({time.perf_counter() - t0:.0f} s)")
+            usage.zero_()
+    return vae.eval()
+
+
+def _init_var(var: VARTransformer) -> None:
+    """A scaled-down version of the official init (spec §3.4)."""
+    std = math.sqrt(1 / (3 * var.cfg.embed_dim))
+    for m in var.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)):
+            torch.nn.init.trunc_normal_(m.weight, std=std)
+            if getattr(m, "bias", None) is not None:
+                torch.nn.init.zeros_(m.bias)
+    torch.nn.init.trunc_normal_(var.pos_start, std=std)
+    torch.nn.init.trunc_normal_(var.pos_1LC, std=std)
+    with torch.no_grad():
+        var.head.weight.mul_(0.02)
+        c = var.cfg.embed_dim
+        for block in var.blocks:
+            block.attn.proj.weight.div_(math.sqrt(2 * var.cfg.depth))
+            block.ffn.fc2.weight.div_(math.sqrt(2 * var.cfg.depth))
+            block.ada_lin[-1].weight[2 * c:].mul_(0.5)
+            block.ada_lin[-1].weight[:2 * c].mul_(1e-3)
+
+
+def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, s: TrainSettings,
+                      log: Callable[[str], None]) -> VARTransformer:
+    torch.manual_seed(s.seed + 1)
+    gen = torch.Generator().manual_seed(s.seed + 1)
+    var = VARTransformer(SHAPES_VAR)
+    _init_var(var)
+    opt = torch.optim.AdamW(var.parameters(), lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
+    t0 = time.perf_counter()
+    for step in range(s.var_steps):
+        for group in opt.param_groups:
+            group["lr"] = s.var_lr * _cosine(step, s.var_steps, 200)
+        pick = torch.randint(len(x_train), (s.batch_size,), generator=gen)
+        x = _augment(x_train[pick], gen)
+        with torch.no_grad():
+            indices = vae.img_to_indices(x)
+            tf_input = vae.quantize.teacher_forcing_input(indices)
+        labels = y_train[pick].clone()
+        labels[torch.rand(len(labels), generator=gen) < s.cond_drop] = SHAPES_VAR.num_classes
+        logits = var(labels, tf_input)
+        loss = F.cross_entropy(logits.reshape(-1, SHAPES_VAR.vocab_size), torch.cat(indices, 1).reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(var.parameters(), 2.0)
+        opt.step()
+        if (step + 1) % 100 == 0:
+            log(f"var step {step + 1}/{s.var_steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
+    return var.eval()
+
+
+def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
+                     log: Callable[[str], None] = print) -> tuple[Path, Path]:
+    """Train both networks and write ``var_shapes.safetensors`` and ``var_shapes_vae.safetensors``."""
+    s = settings or TrainSettings()
+    out = Path(out_dir)
+    log(f"rendering {s.train_size} training images…")
+    x_train, y_train = load_split("train", s.train_size)
+    vae = train_vqvae(x_train, s, log)
+    for p in vae.parameters():
+        p.requires_grad_(False)
+    var = train_transformer(vae, x_train, y_train, s, log)
+    meta = {"model": "var-shapes", **{k: str(v) for k, v in asdict(s).items()}}
+    vae_path = save_state_dict(vae.state_dict(), out / "var_shapes_vae.safetensors", metadata=meta)
+    var_path = save_state_dict(var.state_dict(), out / "var_shapes.safetensors", metadata=meta)
+    log(f"wrote {var_path} and {vae_path}")
+    return var_path, vae_path
