@@ -94,61 +94,58 @@ class Engine:
         **extra: Any,
     ) -> Pipeline:
         """Build model ``name`` with its weights on a device; the keyword defaults apply to every call."""
-        from . import weights as weights_mod
-        from .devices import resolve_device, resolve_dtype
         from .model import GenerativeModel
-        from .pipeline import LoadOptions, Pipeline
+        from .pipeline import Pipeline
 
         spec = self.models[name]
-        dev = resolve_device(device)
-        dt = resolve_dtype(dtype, dev)
-        ref = weights if weights is not None else spec.default_weights
-        resolved = weights_mod.resolve(ref) if ref is not None else None
-        options = LoadOptions(name=name, spec=spec, weights=resolved, device=dev, dtype=dt, config=config, extra=extra)
-        model = self._build(spec, options, "model")
-        if not isinstance(model, GenerativeModel):
-            raise PluginError(
-                f"The factory of model {name!r} (plugin {spec.plugin!r}) returned {type(model).__name__}, "
-                f"not a genloom GenerativeModel."
-            )
-        if resolved is not None and not model.weights:
-            model.weights.append(resolved)
-        model.to(device=dev, dtype=dt)
+        options = self._load_options(spec, weights, device, dtype, config, extra)
+        model = self._build(spec, options, "model", GenerativeModel)
+        if options.weights is not None and not model.weights:
+            model.weights.append(options.weights)
+        model.to(device=options.device, dtype=options.dtype)
         defaults = {"sampler": sampler, "steps": steps, "guidance": guidance, "guidance_scale": guidance_scale}
         return Pipeline(self, model, {k: v for k, v in defaults.items() if v is not None})
 
     def load_classifier(self, name: str, weights: str | os.PathLike[str] | None = None, device: Any = None,
                         dtype: Any = None, **extra: Any) -> Any:
         """Build classifier ``name`` (see ``engine.classifiers``) with its weights, ready for inference."""
-        from . import weights as weights_mod
         from .classifier import ImageClassifier
+
+        spec = self.classifiers[name]
+        options = self._load_options(spec, weights, device, dtype, None, extra)
+        return self._build(spec, options, "classifier", ImageClassifier)
+
+    @staticmethod
+    def _load_options(spec: Any, weights: Any, device: Any, dtype: Any, config: Any,
+                      extra: Mapping[str, Any]) -> Any:
+        """Device, dtype and the resolved weights (the user's, else the spec's default) for a factory."""
+        from . import weights as weights_mod
         from .devices import resolve_device, resolve_dtype
         from .pipeline import LoadOptions
 
-        spec = self.classifiers[name]
         dev = resolve_device(device)
         ref = weights if weights is not None else spec.default_weights
         resolved = weights_mod.resolve(ref) if ref is not None else None
-        options = LoadOptions(name=name, spec=spec, weights=resolved, device=dev, dtype=resolve_dtype(dtype, dev),
-                              extra=extra)
-        classifier = self._build(spec, options, "classifier")
-        if not isinstance(classifier, ImageClassifier):
-            raise PluginError(
-                f"The factory of classifier {name!r} (plugin {spec.plugin!r}) returned "
-                f"{type(classifier).__name__}, not a genloom ImageClassifier."
-            )
-        return classifier
+        return LoadOptions(name=spec.name, spec=spec, weights=resolved, device=dev, dtype=resolve_dtype(dtype, dev),
+                           config=config, extra=dict(extra))
 
     @staticmethod
-    def _build(spec: Any, options: Any, what: str) -> Any:
+    def _build(spec: Any, options: Any, what: str, expected: type) -> Any:
+        """Call a plugin's factory; its failures and wrong return types name the plugin."""
         try:
-            return spec.factory(options)
+            built = spec.factory(options)
         except GenloomError:
             raise
         except Exception as exc:  # noqa: BLE001 - name the plugin whose factory broke
             raise PluginError(
                 f"Building {what} {spec.name!r} (plugin {spec.plugin!r}) failed: {type(exc).__name__}: {exc}"
             ) from exc
+        if not isinstance(built, expected):
+            raise PluginError(
+                f"The factory of {what} {spec.name!r} (plugin {spec.plugin!r}) returned {type(built).__name__}, "
+                f"not a genloom {expected.__name__}."
+            )
+        return built
 
     def reproduce(self, manifest: Mapping[str, Any] | str | os.PathLike[str], **overrides: Any) -> GenerationResult:
         """Re-run a generation from its manifest (a dict or a ``manifest.json`` path).

@@ -61,18 +61,8 @@ def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, 
     q = vae.quantize
     f = vae.encode_latent(x)
     f_ng = f.detach()
-    side = f.shape[-1]
-    f_rest, f_hat = f_ng.clone(), torch.zeros_like(f_ng)
-    vq, indices, last = 0.0, [], len(q.patch_nums) - 1
-    for k, pn in enumerate(q.patch_nums):
-        z = F.interpolate(f_rest, size=(pn, pn), mode="area") if k != last else f_rest
-        idx = q.nearest(z)
-        h = q.lookup(idx, pn)
-        if k != last:
-            h = F.interpolate(h, size=(side, side), mode="bicubic")
-        h = q.phi(k, h)
-        f_hat = f_hat + h
-        f_rest = f_rest - h.detach()
+    vq, indices = 0.0, []
+    for idx, f_hat in q.residual_steps(f):
         vq = vq + beta * F.mse_loss(f_hat.detach(), f) + F.mse_loss(f_hat, f_ng)
         indices.append(idx)
     f_st = (f_hat.detach() - f_ng) + f  # straight-through to the encoder

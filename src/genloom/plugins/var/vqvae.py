@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -235,12 +235,12 @@ class MultiScaleQuantizer(nn.Module):
         d = torch.addmm(d, z_nc, e.T, alpha=-2, beta=1)
         return d.argmin(dim=1).view(b, -1)
 
-    def encode(self, f: torch.Tensor, to_fhat: bool = False) -> list[torch.Tensor]:
-        """Latent (B, C, S, S) → per-scale indices, or the cumulative f_hat after each scale."""
+    def residual_steps(self, f: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The residual quantization of a latent (B, C, S, S), scale by scale: yields (indices (B, pn²), f_hat
+        so far). f_hat carries gradients to the codebook and φ; the residual is updated without them."""
         pns, last = self.patch_nums, len(self.patch_nums) - 1
         side = f.shape[-1]
-        f_rest, f_hat = f.clone(), torch.zeros_like(f)
-        out = []
+        f_rest, f_hat = f.detach().clone(), torch.zeros_like(f.detach())
         for k, pn in enumerate(pns):
             z = F.interpolate(f_rest, size=(pn, pn), mode="area") if k != last else f_rest
             idx = self.nearest(z)
@@ -249,9 +249,12 @@ class MultiScaleQuantizer(nn.Module):
                 h = F.interpolate(h, size=(side, side), mode="bicubic")
             h = self.phi(k, h)
             f_hat = f_hat + h
-            f_rest = f_rest - h
-            out.append(f_hat.clone() if to_fhat else idx)
-        return out
+            f_rest = f_rest - h.detach()
+            yield idx, f_hat
+
+    def encode(self, f: torch.Tensor, to_fhat: bool = False) -> list[torch.Tensor]:
+        """Latent (B, C, S, S) → per-scale indices, or the cumulative f_hat after each scale."""
+        return [f_hat if to_fhat else idx for idx, f_hat in self.residual_steps(f)]
 
     def indices_to_fhat(self, indices: Sequence[torch.Tensor], last_one: bool = True) -> list[torch.Tensor]:
         """Per-scale indices → f_hat (the last, or after every scale)."""
