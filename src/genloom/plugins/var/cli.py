@@ -9,8 +9,8 @@ import click
 @click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
               help="Folder for var_shapes.safetensors and var_shapes_vae.safetensors.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--vae-steps", default=800, show_default=True)
-@click.option("--var-steps", default=2000, show_default=True)
+@click.option("--vae-steps", default=2000, show_default=True)
+@click.option("--var-steps", default=3000, show_default=True)
 @click.option("--train-size", default=20_000, show_default=True)
 @click.option("--threads", default=2, show_default=True, help="torch threads (results are reproducible per count).")
 def train_var(out: str, seed: int, vae_steps: int, var_steps: int, train_size: int, threads: int) -> None:

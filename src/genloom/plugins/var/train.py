@@ -27,7 +27,7 @@ from .vqvae import VQVAE
 SHAPES_PATCH_NUMS = (1, 2, 4, 8)
 SHAPES_VAE = VQVAEConfig(vocab_size=512, z_channels=16, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1,
                          share_quant_resi=4, patch_nums=SHAPES_PATCH_NUMS, using_sa=False, using_mid_sa=True)
-SHAPES_VAR = VARConfig(depth=2, embed_dim=128, num_heads=2, num_classes=10, vocab_size=512, cvae=16,
+SHAPES_VAR = VARConfig(depth=3, embed_dim=192, num_heads=3, num_classes=10, vocab_size=512, cvae=16,
                        patch_nums=SHAPES_PATCH_NUMS, vae=SHAPES_VAE)
 
 
@@ -35,8 +35,8 @@ SHAPES_VAR = VARConfig(depth=2, embed_dim=128, num_heads=2, num_classes=10, voca
 class TrainSettings:
     seed: int = 0
     train_size: int = 20_000
-    vae_steps: int = 800
-    var_steps: int = 2000
+    vae_steps: int = 2000
+    var_steps: int = 3000
     batch_size: int = 32
     vae_lr: float = 1e-3
     var_lr: float = 1e-3
