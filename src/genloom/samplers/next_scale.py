@@ -110,12 +110,12 @@ def sample_next_scale(
 ) -> NextScaleResult:
     """Generate ``len(rng)`` images.
 
-    ``edit``: zero-shot editing (in/out-painting, class editing): at every scale the tokens inside the keep-mask are
-    replaced by the source image's tokens. ``guidance(k, K)`` gives the strength t_k (original formulation): logits = (1+t_k)·ℓ_c − t_k·ℓ_u; official
-    VAR is ``linear_ramp(cfg)``. ``None`` runs the conditional rows only (no unconditional branch at all). ``labels=None`` draws labels from
-    ``rng`` first (the official order); a label equal to ``num_classes`` is the null class. ``edit(k, idx)``
-    : zero-shot editing, the kept tokens of each scale come from a source image. ``on_scale(k, K)`` runs after each scale.
-    ``kv_cache=False`` recomputes every coarser scale at each step (the reference the cache is measured against).
+    ``guidance(k, K)`` gives the strength t_k (original formulation): logits = (1+t_k)·ℓ_c − t_k·ℓ_u; official VAR
+    is ``linear_ramp(cfg)``. ``None`` runs the conditional rows only (no unconditional branch at all).
+    ``labels=None`` draws labels from ``rng`` first (the official order); a label equal to ``num_classes`` is the
+    null class. ``edit``: zero-shot editing, the kept tokens of each scale come from a source image.
+    ``on_scale(k, K)`` runs after each scale. ``kv_cache=False`` recomputes every coarser scale at each step (the
+    reference the cache is measured against).
     """
     pns = model.patch_nums
     num_scales = len(pns)
@@ -130,8 +130,6 @@ def sample_next_scale(
     guided = guidance is not None
     rows = torch.cat((labels, torch.full_like(labels, model.num_classes))) if guided else labels
     cond, tokens = model.first_stage(rows)
-    if guided:
-        tokens = tokens.expand(2 * b, -1, -1) if tokens.shape[0] == 1 else tokens
     side = pns[-1]
     f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=cond.dtype)
     indices, kept = [], []
@@ -145,7 +143,7 @@ def sample_next_scale(
             else:
                 history.append(tokens)
                 logits = model.prefix_logits(torch.cat(history, dim=1), cond)
-            if guidance is not None:
+            if guided:
                 t = guidance(k, num_scales)
                 logits = (1 + t) * logits[:b] - t * logits[b:]
             if keep_guided_logits:
@@ -187,11 +185,8 @@ class NextScaleSampler:
         self.top_k, self.top_p, self.more_smooth = top_k, top_p, bool(more_smooth)
 
     def sample(self, model: Any, batch: SampleBatch, ctx: RunContext) -> SampleOutput:
-        check_sampling_options(model.vocab_size, self.top_k, self.top_p)
-        policy = batch.policy
-        strength = None
-        if policy is not None:
-            strength = _policy_strength(policy)
+        # CFG-style policies give their per-scale strength; VAR's default schedule is the linear ramp
+        strength = batch.policy.strength("linear") if batch.policy is not None else None
 
         def on_scale(k: int, num_scales: int) -> None:
             ctx.step_done(k, num_scales)
@@ -204,11 +199,3 @@ class NextScaleSampler:
         nfe = torch.full((len(batch),), passes * (2 if strength is not None else 1), dtype=torch.long)
         return SampleOutput(images=out.images, nfe=nfe, telemetry={"indices": [i.cpu() for i in out.indices]})
 
-
-def _policy_strength(policy: Any) -> GuidanceStrength:
-    """CFG-style policies expose ``scale`` (Imagen w) and ``schedule``; VAR's default schedule is the ramp."""
-    schedule = getattr(policy, "schedule", None) or "linear"
-    t = float(policy.scale) - 1.0
-    if schedule == "linear":
-        return linear_ramp(t)
-    return lambda k, num_scales: t

@@ -8,6 +8,7 @@ step) and ``linear`` (VAR: w_k = 1 + (w − 1)·k/(K − 1), no guidance at the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...engine.errors import InvalidRequest
@@ -36,9 +37,12 @@ class CFG:
         w = scale + 1.0 if formulation == "original" else scale
         return cls(scale=w, schedule=schedule)
 
-    def weight(self, step: int, num_steps: int, default_schedule: str = "constant") -> float:
-        """w at step ``step`` of ``num_steps`` (0-based)."""
-        schedule = self.schedule or default_schedule
-        if schedule == "linear":
-            return 1.0 + (self.scale - 1.0) * step / max(num_steps - 1, 1)
-        return self.scale
+    def strength(self, default_schedule: str = "constant") -> Callable[[int, int], float]:
+        """Per-step strength t = w − 1 (original formulation) as ``f(step, num_steps)``; the linear schedule
+        uses the official VAR operation order, so recorded runs are reproduced bit for bit."""
+        from ...samplers.next_scale import linear_ramp
+
+        t = self.scale - 1.0
+        if (self.schedule or default_schedule) == "linear":
+            return linear_ramp(t)
+        return lambda step, num_steps: t
