@@ -33,6 +33,7 @@ ENTRY_POINT_GROUP = "genloom"
 BUILTIN_PLUGINS = (
     "genloom.plugins.builtin_samplers",
     "genloom.plugins.classifiers",
+    "genloom.plugins.dimr",
     "genloom.plugins.guidance",
     "genloom.plugins.smoke",
     "genloom.plugins.var",

@@ -10,9 +10,11 @@ from typing import Any, Protocol
 import torch
 
 from ..engine.errors import InvalidRequest
+from ..engine.guidance import BranchOutputs, BranchRequest, StepInfo
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
 from ..engine.seeding import ImageRNG
+from .branches import call_policy
 
 
 class NextScaleModel(Protocol):
@@ -61,6 +63,7 @@ class NextScaleResult:
     indices: list[torch.Tensor]  # per scale (B, pn²)
     guided_logits: list[torch.Tensor] = field(default_factory=list)  # per scale, before top-k/top-p
     labels: torch.Tensor | None = None
+    passes: int = 0  # transformer rows per image (scales × branches)
 
 
 def check_sampling_options(vocab_size: int, top_k: int, top_p: float | None) -> None:
@@ -85,21 +88,12 @@ def filter_logits_(logits: torch.Tensor, top_k: int, top_p: float | None) -> tor
     return logits
 
 
-GuidanceStrength = Callable[[int, int], float]
-
-
-def linear_ramp(strength: float) -> GuidanceStrength:
-    """VAR's schedule: t_k = strength·(k/(K−1)) (original formulation; 0 at the first scale), in the official
-    operation order so results are bit-identical."""
-    return lambda k, num_scales: strength * (k / (num_scales - 1))
-
-
 def sample_next_scale(
     model: NextScaleModel,
     labels: torch.Tensor | None,
     rng: ImageRNG,
     *,
-    guidance: GuidanceStrength | None = None,
+    guidance: Any = None,
     top_k: int = 0,
     top_p: float | None = None,
     more_smooth: bool = False,
@@ -110,8 +104,9 @@ def sample_next_scale(
 ) -> NextScaleResult:
     """Generate ``len(rng)`` images.
 
-    ``guidance(k, K)`` gives the strength t_k (original formulation): logits = (1+t_k)·ℓ_c − t_k·ℓ_u; official VAR
-    is ``linear_ramp(cfg)``. ``None`` runs the conditional rows only (no unconditional branch at all).
+    ``guidance`` is a branch-protocol policy (official VAR: CFG with the linear ramp, ``(1+t_k)·ℓ_c − t_k·ℓ_u``);
+    its branches are fixed at the first scale, for all rows, because their KV caches are filled from there.
+    ``None`` runs the conditional rows only.
     ``labels=None`` draws labels from ``rng`` first (the official order); a label equal to ``num_classes`` is the
     null class. ``edit``: zero-shot editing, the kept tokens of each scale come from a source image.
     ``on_scale(k, K)`` runs after each scale. ``kv_cache=False`` recomputes every coarser scale at each step (the
@@ -127,8 +122,10 @@ def sample_next_scale(
     if labels is None:
         labels = rng.uniform_labels(model.num_classes)
     labels = labels.to(device)
-    guided = guidance is not None
-    rows = torch.cat((labels, torch.full_like(labels, model.num_classes))) if guided else labels
+    state = guidance.init_state(b) if guidance is not None else None
+    branches = _cached_branches(guidance, state, b, num_scales)
+    rows = torch.cat([labels] + [_branch_labels(r, labels, model.num_classes) for r in branches])
+    copies = 1 + len(branches)
     cond, tokens = model.first_stage(rows)
     side = pns[-1]
     f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=cond.dtype)
@@ -143,9 +140,10 @@ def sample_next_scale(
             else:
                 history.append(tokens)
                 logits = model.prefix_logits(torch.cat(history, dim=1), cond)
-            if guided:
-                t = guidance(k, num_scales)
-                logits = (1 + t) * logits[:b] - t * logits[b:]
+            if guidance is not None:
+                logits = _combine(guidance, state, branches, logits, k, num_scales)
+            else:
+                logits = logits[:b]
             if keep_guided_logits:
                 kept.append(logits.clone())
             filter_logits_(logits, top_k, top_p)
@@ -167,13 +165,53 @@ def sample_next_scale(
             indices.append(idx)
             if k != num_scales - 1:
                 tokens = model.stage_tokens(k + 1, next_map)
-                if guided:
-                    tokens = tokens.repeat(2, 1, 1)
+                if copies > 1:
+                    tokens = tokens.repeat(copies, 1, 1)
             if on_scale is not None:
                 on_scale(k + 1, num_scales)
     finally:
         model.kv_caching(False)
-    return NextScaleResult(images=model.decode(f_hat), indices=indices, guided_logits=kept, labels=labels)
+    return NextScaleResult(images=model.decode(f_hat), indices=indices, guided_logits=kept, labels=labels,
+                           passes=num_scales * copies)
+
+
+def _info(k: int, num_scales: int, b: int) -> StepInfo:
+    return StepInfo(step=k, num_steps=num_scales, batch_size=b, time=1 - k / (num_scales - 1),
+                    prediction_type="logits", cached=True)
+
+
+def _cached_branches(policy: Any, state: Any, b: int, num_scales: int) -> list[BranchRequest]:
+    """The policy's branches at the first scale; with KV caches they must cover every row."""
+    if policy is None:
+        return []
+    requests = call_policy(policy, "request", _info(0, num_scales, b), state)
+    for r in requests:
+        if not bool(r.rows.all()):
+            raise InvalidRequest(f"Guidance policy {policy.name!r} asks for branch {r.name!r} on some rows only; "
+                                 f"next-scale models keep a KV cache per branch, so branches must cover every row.")
+    return requests
+
+
+def _branch_labels(req: BranchRequest, labels: torch.Tensor, null_class: int) -> torch.Tensor:
+    if req.null:
+        return torch.full_like(labels, null_class)
+    return req.labels.to(labels.device) if req.labels is not None else labels
+
+
+def _combine(policy: Any, state: Any, branches: list[BranchRequest], logits: torch.Tensor, k: int,
+             num_scales: int) -> torch.Tensor:
+    b = logits.shape[0] // (1 + len(branches))
+    info = _info(k, num_scales, b)
+    if k > 0:
+        names = {r.name for r in call_policy(policy, "request", info, state)}
+        new = names - {r.name for r in branches}
+        if new:
+            raise InvalidRequest(f"Guidance policy {policy.name!r} adds branch(es) {sorted(new)} at scale {k}; a "
+                                 f"next-scale model can only evaluate branches it started at the first scale.")
+    chunks = logits.split(b)
+    outputs = {"cond": chunks[0], **{r.name: c for r, c in zip(branches, chunks[1:])}}
+    every = torch.ones(b, dtype=torch.bool, device=logits.device)
+    return call_policy(policy, "combine", info, BranchOutputs(outputs, {n: every for n in outputs}, chunks[0], info), state)
 
 
 class NextScaleSampler:
@@ -185,17 +223,13 @@ class NextScaleSampler:
         self.top_k, self.top_p, self.more_smooth = top_k, top_p, bool(more_smooth)
 
     def sample(self, model: Any, batch: SampleBatch, ctx: RunContext) -> SampleOutput:
-        # CFG-style policies give their per-scale strength; VAR's default schedule is the linear ramp
-        strength = batch.policy.strength("linear") if batch.policy is not None else None
-
         def on_scale(k: int, num_scales: int) -> None:
             ctx.step_done(k, num_scales)
 
         ctx.check()
-        out = sample_next_scale(model, batch.labels, batch.rng, guidance=strength, top_k=self.top_k,
+        out = sample_next_scale(model, batch.labels, batch.rng, guidance=batch.policy, top_k=self.top_k,
                                 top_p=self.top_p, more_smooth=self.more_smooth, on_scale=on_scale,
                                 edit=batch.options.get("edit"))
-        passes = len(model.patch_nums)
-        nfe = torch.full((len(batch),), passes * (2 if strength is not None else 1), dtype=torch.long)
+        nfe = torch.full((len(batch),), out.passes, dtype=torch.long)
         return SampleOutput(images=out.images, nfe=nfe, telemetry={"indices": [i.cpu() for i in out.indices]})
 

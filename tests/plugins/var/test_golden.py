@@ -10,7 +10,8 @@ from genloom.engine.seeding import ImageRNG
 from genloom.engine.specs import ModelSpec, Paradigm
 from genloom.plugins.var.config import phi_index_map
 from genloom.plugins.var.model import VARModel, load_var
-from genloom.samplers.next_scale import linear_ramp, sample_next_scale
+from genloom.plugins.guidance.cfg import CFG
+from genloom.samplers.next_scale import sample_next_scale
 
 GOLDEN = Path(__file__).parents[2] / "data" / "golden" / "var"
 SPEC = ModelSpec(name="golden", factory=lambda o: None, paradigm=Paradigm.NEXT_SCALE)
@@ -90,7 +91,7 @@ def test_official_sampling_runs_are_reproduced(models, key):
     labels, seed, cfg, top_k, top_p, smooth = RUNS[key]
     batch = len(labels) if labels else 2
     out = sample_next_scale(model, torch.tensor(labels) if labels else None, ImageRNG([seed] * batch, "batch"),
-                            guidance=linear_ramp(cfg), top_k=top_k, top_p=top_p or None, more_smooth=smooth,
+                            guidance=CFG.create(cfg, formulation="original", schedule="linear"), top_k=top_k, top_p=top_p or None, more_smooth=smooth,
                             keep_guided_logits=True)
     images = (out.images + 1) / 2
     want = g[f"infer.{run}.img_B3HW"]
@@ -120,7 +121,7 @@ def test_cached_loop_matches_the_masked_forward(models):
 
 def test_full_recompute_reference_equals_the_cached_loop(models):
     model, _ = models["full"]
-    kw = {"guidance": linear_ramp(1.5), "top_k": 900, "top_p": 0.96, "keep_guided_logits": True}
+    kw = {"guidance": CFG.create(1.5, formulation="original", schedule="linear"), "top_k": 900, "top_p": 0.96, "keep_guided_logits": True}
     cached = sample_next_scale(model, torch.tensor([207]), ImageRNG([0], "batch"), **kw)
     recomputed = sample_next_scale(model, torch.tensor([207]), ImageRNG([0], "batch"), kv_cache=False, **kw)
     assert all(torch.equal(a, b) for a, b in zip(cached.indices, recomputed.indices))

@@ -12,6 +12,7 @@ from torch import nn
 
 from ...data.shapes import load_split
 from ...engine.weights import save_state_dict
+from ...training import dihedral_augment
 from .shapes_cnn import ShapesCNN
 
 
@@ -21,15 +22,6 @@ class TrainReport:
     val_accuracy: float
     seconds: float
     path: Path
-
-
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Flips and quarter turns: every shape class is closed under them."""
-    k = int(torch.randint(4, (1,), generator=gen))
-    x = torch.rot90(x, k, dims=(2, 3))
-    if bool(torch.randint(2, (1,), generator=gen)):
-        x = x.flip(3)
-    return x
 
 
 def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> float:
@@ -71,7 +63,7 @@ def train_shapes_classifier(
         total = 0.0
         for lo in range(0, train_size, batch_size):
             idx = order[lo:lo + batch_size]
-            x = _augment(x_train[idx], gen)
+            x = dihedral_augment(x_train[idx], gen)
             loss = nn.functional.cross_entropy(net(x)[0], y_train[idx], label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ...data.shapes import load_split
 from ...engine.weights import save_state_dict
+from ...training import cosine_warmup, dihedral_augment
 from .config import VARConfig, VQVAEConfig
 from .transformer import VARTransformer
 from .vqvae import VQVAE
@@ -43,17 +44,6 @@ class TrainSettings:
     beta: float = 0.25
     cond_drop: float = 0.1
     restart_every: int = 100
-
-
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    x = torch.rot90(x, int(torch.randint(4, (1,), generator=gen)), dims=(2, 3))
-    return x.flip(3) if bool(torch.randint(2, (1,), generator=gen)) else x
-
-
-def _cosine(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
 def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -83,9 +73,9 @@ def train_vqvae(x_train: torch.Tensor, s: TrainSettings, log: Callable[[str], No
     t0 = time.perf_counter()
     for step in range(s.vae_steps):
         for group in opt.param_groups:
-            group["lr"] = s.vae_lr * _cosine(step, s.vae_steps, 100)
+            group["lr"] = s.vae_lr * cosine_warmup(step, s.vae_steps, 100)
         idx = torch.randint(len(x_train), (s.batch_size,), generator=gen)
-        x = _augment(x_train[idx], gen)
+        x = dihedral_augment(x_train[idx], gen)
         loss, mse, indices = vqvae_loss(vae, x, s.beta)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -136,9 +126,9 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
     t0 = time.perf_counter()
     for step in range(s.var_steps):
         for group in opt.param_groups:
-            group["lr"] = s.var_lr * _cosine(step, s.var_steps, 200)
+            group["lr"] = s.var_lr * cosine_warmup(step, s.var_steps, 200)
         pick = torch.randint(len(x_train), (s.batch_size,), generator=gen)
-        x = _augment(x_train[pick], gen)
+        x = dihedral_augment(x_train[pick], gen)
         with torch.no_grad():
             indices = vae.img_to_indices(x)
             tf_input = vae.quantize.teacher_forcing_input(indices)

@@ -1,0 +1,24 @@
+"""`genloom train dimr`: the embedded default dimr-shapes."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("dimr")
+@click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for dimr_shapes.safetensors.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--steps", default=5000, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--train-size", default=20_000, show_default=True)
+@click.option("--threads", default=2, show_default=True, help="torch threads (results are reproducible per count).")
+def train_dimr(out: str, seed: int, steps: int, batch_size: int, train_size: int, threads: int) -> None:
+    """Train the embedded DiMR default on the shapes dataset (EMA weights are saved)."""
+    import torch
+
+    from .train import TrainSettings, train_dimr_shapes
+
+    torch.set_num_threads(threads)
+    train_dimr_shapes(out, TrainSettings(seed=seed, steps=steps, batch_size=batch_size, train_size=train_size),
+                      log=click.echo)

@@ -1,0 +1,185 @@
+"""The diffusion loop: one denoising loop over diffusers schedulers, guidance through the branch protocol.
+
+Per evaluation the policy names the branches it needs, :func:`genloom.samplers.branches.guided` packs every row
+into one forward and combines, the scheduler steps. NFE is counted per sample. The model supplies its noise
+schedule; the scheduler is built from it, so a model trained with scaled-linear betas and ε-prediction is sampled
+with exactly those.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from ..engine.errors import InvalidRequest
+from ..engine.guidance import StepInfo
+from ..engine.progress import RunContext
+from ..engine.sampling import SampleBatch, SampleOutput
+from .branches import guided
+
+DIFFUSERS_PREDICTION = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
+
+
+@dataclass(frozen=True)
+class NoiseSchedule:
+    """A model's training noise schedule, in diffusers' terms. ``timestep_offset``: the model's own time is
+    diffusers' timestep plus this (DiMR counts 1..1000). ``learned_variance``: the network also outputs
+    per-channel variance interpolation values after its prediction (DiT style)."""
+
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    prediction_type: str = "eps"
+    timestep_offset: int = 0
+    learned_variance: bool = False
+
+    def betas(self) -> torch.Tensor:
+        """float64 betas, as the official codes compute them."""
+        n = self.num_train_timesteps
+        if self.beta_schedule == "linear":
+            return torch.linspace(self.beta_start, self.beta_end, n, dtype=torch.float64)
+        if self.beta_schedule == "scaled_linear":
+            return torch.linspace(self.beta_start ** 0.5, self.beta_end ** 0.5, n, dtype=torch.float64) ** 2
+        if self.beta_schedule == "squaredcos_cap_v2":
+            f = [math.cos((i / n + 0.008) / 1.008 * math.pi / 2) ** 2 for i in range(n + 1)]
+            return torch.tensor([min(1 - f[i + 1] / f[i], 0.999) for i in range(n)], dtype=torch.float64)
+        raise InvalidRequest(f"Unknown beta_schedule {self.beta_schedule!r}.")
+
+
+class DiffusionModel(Protocol):
+    """What a diffusion family provides to the loop."""
+
+    noise_schedule: NoiseSchedule
+    latent_shape: tuple[int, ...]
+    null_class: int | None
+    device: torch.device
+    dtype: torch.dtype
+
+    def denoise(self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Prediction at diffusers timesteps ``(B,)`` (float; may be fractional)."""
+        ...
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Final latents → images in [-1, 1]."""
+        ...
+
+
+@dataclass(frozen=True)
+class SchedulerRecipe:
+    cls: str
+    predictions: frozenset[str]
+    config: tuple[tuple[str, Any], ...] = ()
+
+
+RECIPES = {
+    "ddpm": SchedulerRecipe("DDPMScheduler", frozenset({"eps", "v", "x0"}), (("clip_sample", False),)),
+    "ddim": SchedulerRecipe("DDIMScheduler", frozenset({"eps", "v", "x0"}), (("clip_sample", False),)),
+    "dpm++2m": SchedulerRecipe("DPMSolverMultistepScheduler", frozenset({"eps", "v", "x0"}),
+                               (("algorithm_type", "dpmsolver++"), ("solver_order", 2))),
+    "dpm++3s": SchedulerRecipe("DPMSolverSinglestepScheduler", frozenset({"eps", "v", "x0"}),
+                               (("algorithm_type", "dpmsolver++"), ("solver_order", 3))),
+    "euler": SchedulerRecipe("EulerDiscreteScheduler", frozenset({"eps", "v", "x0"})),
+    "heun": SchedulerRecipe("HeunDiscreteScheduler", frozenset({"eps", "v", "x0"}), (("clip_sample", False),)),
+    "unipc": SchedulerRecipe("UniPCMultistepScheduler", frozenset({"eps", "v", "x0"})),
+    "flow-euler": SchedulerRecipe("FlowMatchEulerDiscreteScheduler", frozenset({"flow"})),
+}
+
+
+def make_scheduler(name: str, schedule: NoiseSchedule, **overrides: Any) -> Any:
+    """The diffusers scheduler ``name`` configured from the model's schedule (typed errors for misfits)."""
+    import diffusers
+
+    recipe = RECIPES[name]
+    if schedule.prediction_type not in recipe.predictions:
+        fitting = sorted(n for n, r in RECIPES.items() if schedule.prediction_type in r.predictions)
+        raise InvalidRequest(
+            f"Sampler {name!r} does not support {schedule.prediction_type!r}-prediction models; use one of "
+            f"{fitting}.")
+    cls = getattr(diffusers, recipe.cls)
+    config: dict[str, Any] = {"num_train_timesteps": schedule.num_train_timesteps}
+    if schedule.prediction_type != "flow":
+        config.update(beta_schedule=schedule.beta_schedule, beta_start=schedule.beta_start,
+                      beta_end=schedule.beta_end, prediction_type=DIFFUSERS_PREDICTION[schedule.prediction_type])
+    if name == "ddpm" and schedule.learned_variance:
+        config["variance_type"] = "learned_range"
+    config.update(dict(recipe.config))
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = set(overrides) - accepted
+    if unknown:
+        raise InvalidRequest(f"Unknown option(s) {sorted(unknown)} for sampler {name!r}; it accepts "
+                             f"{sorted(accepted - {'trained_betas'})}.")
+    config.update(overrides)
+    return cls(**config)
+
+
+class DiffusionSampler:
+    """A named diffusers scheduler driven by genloom's loop. Options are scheduler config overrides
+    (e.g. ``timestep_spacing="trailing"``)."""
+
+    def __init__(self, scheduler: str, **options: Any) -> None:
+        if scheduler not in RECIPES:
+            raise InvalidRequest(f"Unknown diffusers scheduler recipe {scheduler!r}; known: {sorted(RECIPES)}.")
+        self.name, self.options = scheduler, options
+
+    def sample(self, model: DiffusionModel, batch: SampleBatch, ctx: RunContext) -> SampleOutput:
+        schedule = model.noise_schedule
+        sched = make_scheduler(self.name, schedule, **self.options)
+        sched.set_timesteps(batch.steps, device=model.device)
+        b = len(batch)
+        x = batch.rng.randn(model.latent_shape, device=model.device, dtype=model.dtype) * sched.init_noise_sigma
+        alphas_cumprod = _alphas_cumprod(sched, schedule)
+        state = batch.policy.init_state(b) if batch.policy is not None else None
+        step_kwargs = {"generator": batch.rng.generators} if "generator" in inspect.signature(sched.step).parameters \
+            else {}
+        nfe = torch.zeros(b, dtype=torch.long)
+        timesteps = sched.timesteps
+        channels = model.latent_shape[0]
+        for i, t in enumerate(timesteps):
+            ctx.check()
+            x_in = sched.scale_model_input(x, t)
+            info = _step_info(i, len(timesteps), b, float(t), schedule, alphas_cumprod, x, sched)
+            t_rows = torch.full((b,), float(t), device=model.device, dtype=torch.float32)
+            full: list[torch.Tensor] = []
+
+            def forward(xr: torch.Tensor, lr: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+                out = model.denoise(xr, t_rows[idx], lr)
+                full.append(out)
+                return out[:, :channels] if schedule.learned_variance else out
+
+            pred, used, _ = guided(forward, x_in, batch.labels, model.null_class, batch.policy, state, info)
+            if schedule.learned_variance and self.name == "ddpm":
+                pred = torch.cat((pred, full[0][:b, channels:]), dim=1)  # variance from the conditional rows
+            x = sched.step(pred, t, x, **step_kwargs).prev_sample
+            nfe += used
+            ctx.step_done(i + 1, len(timesteps))
+        return SampleOutput(images=model.decode(x), nfe=nfe)
+
+
+def _alphas_cumprod(sched: Any, schedule: NoiseSchedule) -> torch.Tensor | None:
+    if schedule.prediction_type == "flow":
+        return None
+    return torch.cumprod(1 - schedule.betas(), dim=0)
+
+
+def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, alphas_cumprod: torch.Tensor | None,
+               x: torch.Tensor, sched: Any) -> StepInfo:
+    """α and σ of the model input at timestep ``t`` (ᾱ interpolated for fractional timesteps)."""
+    stage = "predictor" if getattr(sched, "state_in_first_order", True) else "corrector"
+    if alphas_cumprod is None:  # flow matching: x_t = (1 − s)·x0 + s·ε with s = t / T
+        s = t / schedule.num_train_timesteps
+        alpha, sigma = 1.0 - s, s
+    else:
+        lo = min(max(int(math.floor(t)), 0), len(alphas_cumprod) - 1)
+        hi = min(lo + 1, len(alphas_cumprod) - 1)
+        frac = min(max(t - lo, 0.0), 1.0)
+        abar = float(alphas_cumprod[lo] * (1 - frac) + alphas_cumprod[hi] * frac)
+        alpha, sigma = math.sqrt(abar), math.sqrt(1 - abar)
+    full = (lambda v: torch.full((b,), v, device=x.device, dtype=x.dtype))
+    return StepInfo(step=i, num_steps=n, batch_size=b,
+                    time=(t + schedule.timestep_offset) / schedule.num_train_timesteps,
+                    prediction_type=schedule.prediction_type, sigma=full(sigma), alpha=full(alpha), stage=stage)

@@ -1,0 +1,20 @@
+"""Small helpers shared by the in-repo trainers of the embedded defaults."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def dihedral_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A random quarter turn, then a random horizontal flip: every shapes class is closed under them."""
+    x = torch.rot90(x, int(torch.randint(4, (1,), generator=gen)), dims=(2, 3))
+    return x.flip(3) if bool(torch.randint(2, (1,), generator=gen)) else x
+
+
+def cosine_warmup(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up, then a cosine decay to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
