@@ -20,6 +20,7 @@ from ..engine.guidance import StepInfo
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
 from .branches import guided
+from .parameterisation import to_x0
 
 DIFFUSERS_PREDICTION = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
 
@@ -132,7 +133,7 @@ class DiffusionSampler:
         sched.set_timesteps(batch.steps, device=model.device)
         b = len(batch)
         x = batch.rng.randn(model.latent_shape, device=model.device, dtype=model.dtype) * sched.init_noise_sigma
-        alphas_cumprod = _alphas_cumprod(sched, schedule)
+        alphas_cumprod = None if schedule.prediction_type == "flow" else torch.cumprod(1 - schedule.betas(), dim=0)
         state = batch.policy.init_state(b) if batch.policy is not None else None
         step_kwargs = {"generator": batch.rng.generators} if "generator" in inspect.signature(sched.step).parameters \
             else {}
@@ -154,16 +155,11 @@ class DiffusionSampler:
             pred, used, _ = guided(forward, x_in, batch.labels, model.null_class, batch.policy, state, info)
             if schedule.learned_variance and self.name == "ddpm":
                 pred = torch.cat((pred, full[0][:b, channels:]), dim=1)  # variance from the conditional rows
+            x0 = to_x0(pred[:, :channels], x_in, info)
             x = sched.step(pred, t, x, **step_kwargs).prev_sample
             nfe += used
-            ctx.step_done(i + 1, len(timesteps))
+            ctx.step_done(i + 1, len(timesteps), preview=lambda x0=x0: model.decode(x0))
         return SampleOutput(images=model.decode(x), nfe=nfe)
-
-
-def _alphas_cumprod(sched: Any, schedule: NoiseSchedule) -> torch.Tensor | None:
-    if schedule.prediction_type == "flow":
-        return None
-    return torch.cumprod(1 - schedule.betas(), dim=0)
 
 
 def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, alphas_cumprod: torch.Tensor | None,

@@ -41,5 +41,7 @@ def build(options: Any) -> DiMRModel:
     spec = replace(options.spec, num_classes=config.num_classes - 1 if conditional else 0,
                    null_class=config.null_label if conditional else None,
                    image_size=config.input_size * downsample,
-                   class_names=options.spec.class_names if conditional else ())
+                   class_names=options.spec.class_names if conditional else (),
+                   default_guidance=options.spec.default_guidance if conditional else None,
+                   default_guidance_scale=options.spec.default_guidance_scale if conditional else None)
     return DiMRModel(spec=spec, networks=networks, weights=files, config=config)
