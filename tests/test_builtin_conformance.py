@@ -3,7 +3,8 @@
 import pytest
 
 from genloom import Engine
-from genloom.testing import ConformanceError, check_model, check_model_spec, check_sampler_spec
+from genloom.testing import (ConformanceError, check_guidance_policy, check_model, check_model_spec,
+                             check_sampler_spec)
 
 
 def test_smoke_model_conforms():
@@ -15,6 +16,17 @@ def test_builtin_samplers_conform():
         check_sampler_spec(spec)
 
 
+def test_builtin_model_specs_conform():
+    for spec in Engine(third_party=False).models.values():
+        check_model_spec(spec)
+
+
+def test_builtin_policies_conform():
+    engine = Engine(third_party=False)
+    check_guidance_policy(engine.guidance["cfg"])
+    check_guidance_policy(engine.guidance["cfg"], schedule="power_cosine", power=2.0, rescale=0.5)
+
+
 def test_the_kit_can_fail():
     spec = Engine(third_party=False).models["smoke"]
     import dataclasses
@@ -23,3 +35,22 @@ def test_the_kit_can_fail():
         check_model_spec(dataclasses.replace(spec, class_names=("only-one",)))
     with pytest.raises(ConformanceError, match="image_size"):
         check_model_spec(dataclasses.replace(spec, image_size=0))
+    cfg = Engine(third_party=False).guidance["cfg"]
+
+    class Sloppy:  # reads the unconditional output of rows it never asked for
+        name, space = "sloppy", "affine"
+
+        def init_state(self, b):
+            return None
+
+        def request(self, info, state):
+            import torch
+            from genloom.engine.guidance import BranchRequest
+
+            return [BranchRequest("uncond", rows=torch.arange(info.batch_size) == 0, null=True)]
+
+        def combine(self, info, outputs, state):
+            return 2 * outputs["cond"] - outputs["uncond"]
+
+    with pytest.raises(ConformanceError, match="NaN"):
+        check_guidance_policy(dataclasses.replace(cfg, factory=lambda **kw: Sloppy()))

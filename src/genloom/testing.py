@@ -46,7 +46,7 @@ def check_plugin(name: str, plugin: object, *, device: str = "cpu", weights: dic
     for sampler in record.contributions.get("samplers", []):
         check_sampler_spec(engine.samplers[sampler])
     for policy in record.contributions.get("guidance", []):
-        check_guidance_spec(engine.guidance[policy])
+        check_guidance_policy(engine.guidance[policy])
     return engine
 
 
@@ -74,6 +74,48 @@ def check_guidance_spec(spec: GuidanceSpec) -> None:
     _require(callable(spec.factory), f"{spec.name}: factory must be callable")
     _require(bool(spec.paradigms), f"{spec.name}: declare the paradigms the policy supports")
     _require(Paradigm.ONE_STEP not in spec.paradigms, f"{spec.name}: one-step models take no guidance")
+
+
+def check_guidance_policy(spec: GuidanceSpec, scale: float = 3.0, **params: Any) -> None:
+    """Build the policy and drive one diffusion evaluation and one cached (next-scale) step through the branch
+    protocol with fabricated outputs: requests are well-formed, ``combine`` returns a finite prediction of the
+    right shape, and a conditional-only request leaves the conditional rows alone."""
+    import torch
+
+    from .engine.guidance import BranchOutputs, BranchRequest, StepInfo
+
+    check_guidance_spec(spec)
+    policy = spec.factory(scale=scale, **params)
+    for attr in ("request", "combine", "init_state"):
+        _require(callable(getattr(policy, attr, None)), f"{spec.name}: the policy has no {attr}()")
+    b = 3
+    gen = torch.Generator().manual_seed(0)
+    for paradigm, info in (
+        (Paradigm.DIFFUSION, StepInfo(step=2, num_steps=5, batch_size=b, time=0.5, prediction_type="eps",
+                                      sigma=torch.full((b,), 0.6), alpha=torch.full((b,), 0.8))),
+        (Paradigm.NEXT_SCALE, StepInfo(step=1, num_steps=4, batch_size=b, time=0.66, prediction_type="logits",
+                                       cached=True)),
+    ):
+        if paradigm not in spec.paradigms:
+            continue
+        state = policy.init_state(b)
+        requests = policy.request(info, state)
+        _require(isinstance(requests, list) and all(isinstance(r, BranchRequest) for r in requests),
+                 f"{spec.name}: request() must return a list of BranchRequest")
+        shape = (b, 4, 2, 2) if paradigm is Paradigm.DIFFUSION else (b, 7)
+        outs = {"cond": torch.randn(shape, generator=gen)}
+        rows = {"cond": torch.ones(b, dtype=torch.bool)}
+        for r in requests:
+            _require(r.rows.shape == (b,), f"{spec.name}: branch {r.name!r} has a row mask of the wrong shape")
+            full = torch.full(shape, torch.nan)
+            full[r.rows] = torch.randn(shape, generator=gen)[r.rows]
+            outs[r.name], rows[r.name] = full, r.rows
+        x = torch.randn(shape, generator=gen)
+        pred = policy.combine(info, BranchOutputs(outs, rows, x, info), state)
+        _require(isinstance(pred, torch.Tensor) and tuple(pred.shape) == shape,
+                 f"{spec.name}: combine() must return a tensor shaped like the conditional output {shape}")
+        _require(bool(torch.isfinite(pred).all()), f"{spec.name}: combine() returned NaN/inf (did it read a row "
+                                                   f"a branch did not evaluate?)")
 
 
 def check_model(engine: Engine, name: str, *, device: str = "cpu", weights: str | None = None,
