@@ -299,6 +299,20 @@ def convert(source: str, target: str, unwrap: tuple[str, ...]) -> None:
     click.echo(f"wrote {len(sd)} tensors to {out} (sha256 {weights.sha256_file(out)[:16]}…)")
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes it).")
+@click.option("--port", type=int, default=None, help="Port (default: Gradio's, the first free from 7860).")
+@click.option("--share", is_flag=True, help="Also open a public Gradio share link (off by default).")
+@click.option("--per-model", default=1, show_default=True, help="Jobs one model runs at a time (others queue).")
+def ui(host: str, port: int | None, share: bool, per_model: int) -> None:
+    """Start the Gradio app: generate, compare policies, edit, inspect plugins (needs the [ui] extra)."""
+    try:
+        from ..ui.app import launch
+    except ImportError as exc:  # gradio missing
+        raise click.ClickException(f"The UI needs Gradio: pip install 'genloom[ui]' ({exc}).") from None
+    launch(host=host, port=port, share=share, per_model=per_model)
+
+
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
     for row in (header, *rows):

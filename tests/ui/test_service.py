@@ -1,0 +1,81 @@
+"""The UI's job layer, without a browser: validation messages, streaming, cancel, per-model gates."""
+
+import threading
+
+import pytest
+
+from genloom import GenerationCancelled, InvalidRequest
+from genloom.engine.progress import CancelToken
+from genloom.ui.service import GenerationService, parse_options
+
+
+@pytest.fixture(scope="module")
+def svc():
+    return GenerationService(per_model=1)
+
+
+def test_registry_views(svc):
+    names = svc.model_names()
+    assert names[0] in ("dimr-shapes", "smoke") and "var-d16" in names
+    assert svc.class_names("dimr-shapes")[:2] == ["circle", "square"]
+    assert "cfg" in svc.policies_for("dimr-shapes") and "cfg" not in svc.policies_for("smoke")
+    assert "dpm-solver-fast" in svc.samplers_for("dimr-shapes") and svc.samplers_for("smoke") == ["one-step"]
+    assert "power_cosine" in svc.policy_help("cfg")
+    assert any(row[0] == "dimr" and row[3] == "loaded" for row in svc.plugin_rows())
+
+
+@pytest.mark.parametrize("fields,message", [
+    (dict(classes=[]), "Pick at least one class"),
+    (dict(steps=10 ** 6), "Steps must be a whole number from 1 to 1000"),
+    (dict(steps=2.5), "Steps must be a whole number"),
+    (dict(num_images=0), "Number of images"),
+    (dict(seed="abc"), "Seed must be a whole number"),
+    (dict(options="schedule"), "not key=value"),
+    (dict(model=""), "Pick a model"),
+])
+def test_bad_fields_give_readable_messages(svc, fields, message):
+    base = dict(model="dimr-shapes", classes=["star"], num_images=2, seed=0, guidance="cfg", scale=3.0,
+                sampler=None, steps=5, options="")
+    with pytest.raises(InvalidRequest, match=message):
+        svc.request(**{**base, **fields})
+
+
+def test_request_maps_fields_to_the_api(svc):
+    kw = svc.request("dimr-shapes", ["star", "heart"], 3, 7, "cfg", 2.0, "ddim", 4, "schedule=step_window\nstop=0.5")
+    assert kw == {"labels": ["star", "heart", "star"], "seed": 7, "output_type": "pil", "steps": 4, "sampler": "ddim",
+                  "guidance": "cfg", "guidance_scale": 2.0, "schedule": "step_window", "stop": 0.5}
+    assert parse_options("# comment\nrescale=0.7") == {"rescale": 0.7}
+
+
+def test_a_job_streams_progress_then_the_result(svc):
+    kw = svc.request("dimr-shapes", ["ring"], 2, 0, "cfg", 3.0, "euler", 3, "")
+    updates = list(svc.run("dimr-shapes", kw))
+    assert [u.message for u in updates[1:4]] == ["step 1/3", "step 2/3", "step 3/3"]
+    assert updates[1].previews and updates[1].previews[0].size == (32, 32)
+    assert updates[-1].result is not None and len(updates[-1].result.images) == 2
+
+
+def test_cancel_stops_the_running_job_within_a_step(svc):
+    token = CancelToken()
+    kw = svc.request("dimr-shapes", ["ring"], 1, 0, "cfg", 3.0, "ddim", 200, "")
+    seen = []
+    with pytest.raises(GenerationCancelled):
+        for update in svc.run("dimr-shapes", kw, token, previews=False):
+            seen.append(update.message)
+            if update.message == "step 2/200":
+                token.cancel()
+    assert seen[-1] in ("step 2/200", "step 3/200")  # the step running when the token was set finishes, no more
+
+
+def test_a_model_runs_one_job_at_a_time(svc):
+    svc.pipe("smoke")
+    gate = svc._gates["smoke"]
+    assert gate.acquire(blocking=False)  # occupy the only slot
+    try:
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (svc.run_to_end("smoke", {"labels": [0], "seed": 0}), done.set()))
+        thread.start()
+        assert not done.wait(1.0)  # queued behind the held slot
+    finally:
+        gate.release()
+    assert done.wait(30)
