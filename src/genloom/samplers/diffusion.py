@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from .branches import guided
 from .parameterisation import to_x0
 
 DIFFUSERS_PREDICTION = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
+_IMPORT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -93,15 +95,16 @@ RECIPES = {
 
 def make_scheduler(name: str, schedule: NoiseSchedule, **overrides: Any) -> Any:
     """The diffusers scheduler ``name`` configured from the model's schedule (typed errors for misfits)."""
-    import diffusers
-
     recipe = RECIPES[name]
     if schedule.prediction_type not in recipe.predictions:
         fitting = sorted(n for n, r in RECIPES.items() if schedule.prediction_type in r.predictions)
         raise InvalidRequest(
             f"Sampler {name!r} does not support {schedule.prediction_type!r}-prediction models; use one of "
             f"{fitting}.")
-    cls = getattr(diffusers, recipe.cls)
+    with _IMPORT_LOCK:  # importing diffusers' lazy module from several threads at once is not safe
+        import diffusers
+
+        cls = getattr(diffusers, recipe.cls)
     config: dict[str, Any] = {"num_train_timesteps": schedule.num_train_timesteps}
     if schedule.prediction_type != "flow":
         config.update(beta_schedule=schedule.beta_schedule, beta_start=schedule.beta_start,

@@ -143,10 +143,10 @@ def build_app(service: GenerationService | None = None) -> Any:
                                          elem_id="options")
                     sampler = gr.Dropdown([""] + svc.samplers_for(first), value="", allow_custom_value=True,
                                           label="Sampler (blank: the model's default)", elem_id="sampler")
-                    steps = gr.Number(None, label="Steps (blank: default)", precision=0, elem_id="steps")
+                    steps = gr.Number(None, label="Steps (0 or blank: the default)", precision=0, elem_id="steps")
                     with gr.Row():
                         seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
-                        dice = gr.Button("🎲", scale=0, elem_id="randomise")
+                        dice = gr.Button("Random seed", scale=0, elem_id="randomise")
                     count = gr.Slider(1, 16, value=4, step=1, label="Images", elem_id="count")
                     with gr.Row():
                         run = gr.Button("Generate", variant="primary", elem_id="generate-button")
@@ -181,7 +181,7 @@ def build_app(service: GenerationService | None = None) -> Any:
                 cmp_classes = gr.Textbox(label="Classes (comma-separated names or indices)")
                 cmp_seed = gr.Number(0, label="Seed", precision=0)
                 cmp_count = gr.Slider(1, 8, value=4, step=1, label="Images")
-                cmp_steps = gr.Number(None, label="Steps (blank: default)", precision=0)
+                cmp_steps = gr.Number(None, label="Steps (0 or blank: the default)", precision=0)
             cmp_run = gr.Button("Compare", variant="primary")
             with gr.Row():
                 with gr.Column():

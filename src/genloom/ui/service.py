@@ -116,7 +116,7 @@ class GenerationService:
             kwargs["labels"] = [classes[i % len(classes)] for i in range(n)]
         else:
             kwargs["num_images"] = n
-        if steps not in (None, ""):
+        if steps not in (None, "", 0):  # a cleared number field arrives as 0: the model's default
             kwargs["steps"] = _int(steps, "Steps", 1, MAX_STEPS)
         if sampler:
             kwargs["sampler"] = sampler

@@ -18,6 +18,9 @@ HUB = "hf://QHL067/DiMR"
 SD_VAE = "hf://stabilityai/sd-vae-ft-ema/diffusion_pytorch_model.safetensors"
 RELEASED = {"dimr-xl-2r": ("DiMR-XL_2R_800epochs.pth", "505M"), "dimr-g-2r": ("DiMR-G_2R_800epochs.pth", "1.06B")}
 OFFICIAL_W = 1.4  # the released config: eps_c + 0.4·(eps_c − eps_u)
+# dimr-shapes works on 32 px pixels, so it is trained with the cosine schedule (the released models: SD's scaled
+# linear betas on latents)
+SHAPES_NOISE = {"beta_schedule": "squaredcos_cap_v2"}
 
 
 def _build(options: Any) -> Any:
@@ -47,7 +50,8 @@ def register_models(register) -> None:  # type: ignore[no-untyped-def]
         description="embedded default: a small pixel-space DiMR trained in this repository on the shapes dataset",
         num_classes=len(CLASS_NAMES), null_class=len(CLASS_NAMES), image_size=IMAGE_SIZE,
         class_names=CLASS_NAMES, default_weights="asset:dimr_shapes.safetensors", default_sampler="dpm++2m",
-        default_steps=25, default_guidance="cfg", default_guidance_scale=3.0))
+        default_steps=25, default_guidance="cfg", default_guidance_scale=3.0,
+        extra={"noise_schedule": SHAPES_NOISE, "num_heads": 4}))
 
 
 @hookimpl

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...engine import weights
 from ...engine.errors import InvalidRequest, WeightsError
-from .model import DiMRModel, load_autoencoder, load_dimr
+from .model import DIMR_SCHEDULE, DiMRModel, load_autoencoder, load_dimr
 
 LOAD_OPTIONS = {"vae", "vae_config", "num_heads"}
 
@@ -21,8 +21,8 @@ def build(options: Any) -> DiMRModel:
         raise WeightsError(f"Model {options.name!r} needs weights=: a DiMR checkpoint (.pth/.safetensors).")
     sd = weights.read_state_dict(options.weights.path)
     config = options.config if options.config is not None else options.spec.extra.get("config")
-    net, config = load_dimr(sd, config, num_heads=options.extra.get("num_heads"), device=options.device,
-                           dtype=options.dtype)
+    heads = options.extra.get("num_heads") or options.spec.extra.get("num_heads")
+    net, config = load_dimr(sd, config, num_heads=heads, device=options.device, dtype=options.dtype)
     networks: dict[str, Any] = {"dimr": net}
     files = [options.weights]
     vae_ref = options.extra.get("vae") or options.spec.extra.get("vae")
@@ -44,4 +44,6 @@ def build(options: Any) -> DiMRModel:
                    class_names=options.spec.class_names if conditional else (),
                    default_guidance=options.spec.default_guidance if conditional else None,
                    default_guidance_scale=options.spec.default_guidance_scale if conditional else None)
-    return DiMRModel(spec=spec, networks=networks, weights=files, config=config)
+    noise = options.spec.extra.get("noise_schedule")
+    schedule = replace(DIMR_SCHEDULE, **noise) if noise else DIMR_SCHEDULE
+    return DiMRModel(spec=spec, networks=networks, weights=files, config=config, noise_schedule=schedule)
