@@ -40,8 +40,9 @@ def test_models_listing():
     assert done.returncode == 0
     row = next(line for line in done.stdout.splitlines() if line.startswith("smoke"))
     assert "one-step" in row and "10" in row and "32px" in row
-    data = json.loads(run_cli("models", "--json").stdout)
-    assert data[0]["name"] == "smoke" and data[0]["default_weights"] == "asset:smoke.safetensors"
+    data = {m["name"]: m for m in json.loads(run_cli("models", "--json").stdout)}
+    assert data["smoke"]["default_weights"] == "asset:smoke.safetensors"
+    assert data["dimr-shapes"]["paradigm"] == "diffusion" and data["dimr-xl-2r"]["image_size"] == 256
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path):

@@ -12,7 +12,8 @@ def _plugin():
     @hookimpl
     def register_models(register):
         register(ModelSpec(name="diff-null", factory=lambda o: None, paradigm=Paradigm.DIFFUSION, num_classes=4,
-                           null_class=4, image_size=8, description="d", default_guidance="ramp"))
+                           null_class=4, image_size=8, description="d", default_guidance="ramp",
+                           default_sampler="euler-ish"))
         register(ModelSpec(name="diff-plain", factory=lambda o: None, paradigm=Paradigm.DIFFUSION, num_classes=4,
                            image_size=8, description="d"))
 
@@ -48,6 +49,8 @@ def test_defaults_and_option_routing(engine):
     assert req.guidance.name == "ramp" and req.guidance_scale == 2.0
     assert req.guidance_options == {"power": 2.0} and req.sampler_options == {"eta": 0.5}
     assert req.sampler.name == "euler-ish" and req.steps == 20
+    fallback = _req(engine, "diff-plain", labels=[1])  # no default sampler: a registered one of its paradigm
+    assert fallback.sampler.paradigm is Paradigm.DIFFUSION
     assert req.as_kwargs()["power"] == 2.0
     assert _req(engine, "diff-null", labels=[1], guidance="none").guidance is None
 

@@ -31,15 +31,13 @@ def _build(options: Any) -> Any:
 
 @hookimpl
 def register_models(register) -> None:  # type: ignore[no-untyped-def]
-    from .config import OFFICIAL
-
     for name, (file, params) in RELEASED.items():
         register(ModelSpec(
             name=name, factory=_build, paradigm=Paradigm.DIFFUSION,
             description=f"DiMR {name[5:].upper()} ({params} params), ImageNet 256 (official weights: {HUB}/{file})",
             num_classes=1000, null_class=1000, image_size=256, default_weights=f"{HUB}/{file}",
             default_sampler="dpm-solver-fast", default_steps=250, default_guidance="cfg",
-            default_guidance_scale=OFFICIAL_W, extra={"vae": SD_VAE, "config": OFFICIAL[name]}))
+            default_guidance_scale=OFFICIAL_W, extra={"vae": SD_VAE, "official": name}))
     register(ModelSpec(
         name="dimr", factory=_build, paradigm=Paradigm.DIFFUSION,
         description="any DiMR checkpoint: weights=, optional config=DiMRConfig, num_heads=, vae= (latent models)",

@@ -7,6 +7,7 @@ from typing import Any
 
 from ...engine import weights
 from ...engine.errors import InvalidRequest, WeightsError
+from .config import OFFICIAL
 from .model import DIMR_SCHEDULE, DiMRModel, load_autoencoder, load_dimr
 
 LOAD_OPTIONS = {"vae", "vae_config", "num_heads"}
@@ -20,7 +21,9 @@ def build(options: Any) -> DiMRModel:
     if options.weights is None:
         raise WeightsError(f"Model {options.name!r} needs weights=: a DiMR checkpoint (.pth/.safetensors).")
     sd = weights.read_state_dict(options.weights.path)
-    config = options.config if options.config is not None else options.spec.extra.get("config")
+    config = options.config
+    if config is None and "official" in options.spec.extra:  # a released model: its config, not a guess
+        config = OFFICIAL[options.spec.extra["official"]]
     heads = options.extra.get("num_heads") or options.spec.extra.get("num_heads")
     net, config = load_dimr(sd, config, num_heads=heads, device=options.device, dtype=options.dtype)
     networks: dict[str, Any] = {"dimr": net}
