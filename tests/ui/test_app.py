@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import genloom
 from genloom.ui.app import build_app
-from genloom.ui.service import GenerationService
 
 gradio_client = pytest.importorskip("gradio_client")
 
 
-@pytest.fixture(scope="module")
-def served():
-    app = build_app(GenerationService(per_model=2))
+@pytest.fixture
+def served(make_service):
+    app = build_app(make_service(2))
     app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     try:
         yield app, gradio_client.Client(app.local_url, verbose=False)
@@ -24,7 +22,7 @@ def served():
 
 
 def _generate(client, cls, seed):
-    return client.predict("dimr-shapes", [cls], "cfg", 3.0, "ddim", 4, seed, 1, "", api_name="/generate")
+    return client.predict("tiny-dimr", [cls], "cfg", 3.0, "ddim", 4, seed, 1, "", api_name="/generate")
 
 
 def test_binds_to_localhost_only(served):
@@ -32,14 +30,14 @@ def test_binds_to_localhost_only(served):
     assert app.local_url.startswith("http://127.0.0.1:") and app.share_url is None
 
 
-def test_eight_concurrent_requests_match_the_python_api(served):
+def test_eight_concurrent_requests_match_the_python_api(served, ui_engine):
     _, client = served
     jobs = [("star", s) for s in range(4)] + [("heart", s) for s in range(4)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda j: _generate(client, *j), jobs))
-    pipe = genloom.load("dimr-shapes")
+    pipe = ui_engine.load("tiny-dimr")  # the Python API, a pipeline of its own
     for (cls, seed), (gallery, status, info, manifest) in zip(jobs, results):
-        assert status.startswith("done") and info["NFE per image"] == [8]
+        assert status.startswith("done") and info["NFE per image"] == [8]  # 4 steps × (cond + uncond)
         served_img = np.asarray(Image.open(gallery[0]["image"]).convert("RGB"))
         direct = pipe(labels=[cls], seed=seed, sampler="ddim", steps=4, guidance="cfg", guidance_scale=3.0,
                       output_type="np").images[0]
@@ -49,8 +47,8 @@ def test_eight_concurrent_requests_match_the_python_api(served):
 def test_bad_input_is_reported_and_the_app_keeps_serving(served):
     _, client = served
     with pytest.raises(gradio_client.exceptions.AppError, match="Pick at least one class"):
-        client.predict("dimr-shapes", [], "cfg", 3.0, "", 4, 0, 1, "", api_name="/generate")
+        client.predict("tiny-dimr", [], "cfg", 3.0, "", 4, 0, 1, "", api_name="/generate")
     with pytest.raises(gradio_client.exceptions.AppError, match="Steps must be a whole number from 1 to 1000"):
-        client.predict("dimr-shapes", ["star"], "cfg", 3.0, "", 99999, 0, 1, "", api_name="/generate")
+        client.predict("tiny-dimr", ["star"], "cfg", 3.0, "", 99999, 0, 1, "", api_name="/generate")
     gallery, status, _, _ = _generate(client, "ring", 0)
     assert status.startswith("done") and len(gallery) == 1

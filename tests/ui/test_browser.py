@@ -27,8 +27,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def page():
-    app = build_app(GenerationService(per_model=1))
+def page(ui_engine):
+    app = build_app(GenerationService(engine=ui_engine, per_model=1))
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
@@ -56,7 +56,7 @@ def _set_number(page, elem_id, value):
 
 
 def test_generate_shows_images_in_the_gallery(page, tmp_path):
-    _pick(page, "model", "dimr-shapes")
+    _pick(page, "model", "tiny-dimr")
     page.wait_for_timeout(500)
     _set_number(page, "steps", 6)
     page.click("#generate-button")
@@ -70,14 +70,16 @@ def test_generate_shows_images_in_the_gallery(page, tmp_path):
 
 def test_cancel_stops_a_long_run(page):
     _set_number(page, "steps", 1000)
+    _set_number(page, "count", 16)  # a run long enough to still be going when Cancel lands
     page.click("#generate-button")
-    page.wait_for_selector("#status :text('step 2/')", timeout=60_000)
+    page.wait_for_selector("#status :text-matches('step [0-9]+/1000')", timeout=60_000)
     page.click("#cancel-button")
     page.wait_for_selector("#status :text('cancelled')", timeout=30_000)
     assert "1000/1000" not in page.locator("#status").inner_text()
 
 
 def test_bad_input_shows_a_message_and_the_app_keeps_serving(page):
+    _set_number(page, "count", 4)
     _set_number(page, "steps", 99999)
     page.click("#generate-button")
     page.wait_for_selector("text=Steps must be a whole number from 1 to 1000", timeout=30_000)

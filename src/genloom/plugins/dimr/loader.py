@@ -10,7 +10,7 @@ from ...engine.errors import InvalidRequest, WeightsError
 from .config import OFFICIAL
 from .model import DIMR_SCHEDULE, DiMRModel, load_autoencoder, load_dimr
 
-LOAD_OPTIONS = {"vae", "vae_config", "num_heads"}
+LOAD_OPTIONS = {"vae", "vae_config", "num_heads", "noise_schedule"}
 
 
 def build(options: Any) -> DiMRModel:
@@ -47,6 +47,10 @@ def build(options: Any) -> DiMRModel:
                    class_names=options.spec.class_names if conditional else (),
                    default_guidance=options.spec.default_guidance if conditional else None,
                    default_guidance_scale=options.spec.default_guidance_scale if conditional else None)
-    noise = options.spec.extra.get("noise_schedule")
-    schedule = replace(DIMR_SCHEDULE, **noise) if noise else DIMR_SCHEDULE
+    noise = options.extra.get("noise_schedule") or options.spec.extra.get("noise_schedule")
+    try:
+        schedule = replace(DIMR_SCHEDULE, **noise) if noise else DIMR_SCHEDULE
+    except TypeError as exc:
+        raise InvalidRequest(f"noise_schedule= takes NoiseSchedule fields (beta_schedule, beta_start, ...): {exc}")
+    schedule.betas()  # an unknown beta_schedule fails here, at load
     return DiMRModel(spec=spec, networks=networks, weights=files, config=config, noise_schedule=schedule)
