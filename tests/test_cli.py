@@ -42,7 +42,7 @@ def test_models_listing():
     assert "one-step" in row and "10" in row and "32px" in row
     data = {m["name"]: m for m in json.loads(run_cli("models", "--json").stdout)}
     assert data["smoke"]["default_weights"] == "asset:smoke.safetensors"
-    assert data["dimr-shapes"]["paradigm"] == "diffusion" and data["dimr-xl-2r"]["image_size"] == 256
+    assert data["dimr"]["paradigm"] == "diffusion" and data["dimr-xl-2r"]["image_size"] == 256
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path):
