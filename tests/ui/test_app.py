@@ -52,3 +52,40 @@ def test_bad_input_is_reported_and_the_app_keeps_serving(served):
         client.predict("tiny-dimr", ["star"], "cfg", 3.0, "", 99999, 0, 1, "", api_name="/generate")
     gallery, status, _, _ = _generate(client, "ring", 0)
     assert status.startswith("done") and len(gallery) == 1
+
+
+def _editor(size, painted=True):
+    background = np.full((size, size, 4), 255, dtype=np.uint8)
+    background[size // 4: size // 2, size // 4: size // 2, :3] = (200, 30, 30)
+    layer = np.zeros((size, size, 4), dtype=np.uint8)
+    if painted:
+        layer[: size // 2, : size // 2] = (0, 0, 0, 255)  # paint the top-left quarter: regenerate it
+    return background, layer
+
+
+def _edit_payload(tmp_path, size, painted=True):
+    background, layer = _editor(size, painted)
+    paths = []
+    for name, arr in (("bg", background), ("layer", layer)):
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(arr, "RGBA").save(path)
+        paths.append(gradio_client.handle_file(str(path)))
+    return {"background": paths[0], "layers": [paths[1]], "composite": paths[0]}
+
+
+def test_edit_regenerates_the_painted_region(served, tmp_path):
+    _, client = served
+    gallery, info = client.predict("tiny-var", _edit_payload(tmp_path, 64), "207", 0, 2, api_name="/edit")
+    assert len(gallery) == 2 and info["NFE per image"] == [2 * 4] * 2  # 4 scales × (cond + uncond)
+    edited = np.asarray(Image.open(gallery[0]["image"]).convert("RGB"))
+    assert edited.shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("size,painted,message", [
+    (48, True, "this model edits 64×64 images; resize or crop"),
+    (64, False, "Paint over the region"),
+])
+def test_bad_edit_input_is_reported(served, tmp_path, size, painted, message):
+    _, client = served
+    with pytest.raises(gradio_client.exceptions.AppError, match=message):
+        client.predict("tiny-var", _edit_payload(tmp_path, size, painted), "207", 0, 1, api_name="/edit")
