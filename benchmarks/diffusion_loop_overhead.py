@@ -82,8 +82,8 @@ def main() -> None:
         total = time.perf_counter() - t0
         if r:  # the first run warms up
             rows.append((total, spent["network"], spent["scheduler"]))
-    print(f"shapes-sized DiMR (1.37 M params, 32 px), batch {args.batch}, {args.steps} steps, {args.sampler}, CFG w=3 (packed 2×{args.batch} rows), "
-          f"{args.threads} threads")
+    print(f"shapes-sized DiMR (1.37 M params, 32 px), batch {args.batch}, {args.steps} steps, {args.sampler}, "
+          f"CFG w=3 (packed 2×{args.batch} rows), {args.threads} threads")
     print(f"{'run':>4} {'total s':>9} {'network s':>10} {'scheduler s':>12} {'overhead s':>11} {'overhead %':>11}")
     for i, (total, net, sched) in enumerate(rows):
         over = total - net - sched

@@ -211,7 +211,8 @@ def _combine(policy: Any, state: Any, branches: list[BranchRequest], logits: tor
     chunks = logits.split(b)
     outputs = {"cond": chunks[0], **{r.name: c for r, c in zip(branches, chunks[1:])}}
     every = torch.ones(b, dtype=torch.bool, device=logits.device)
-    return call_policy(policy, "combine", info, BranchOutputs(outputs, {n: every for n in outputs}, chunks[0], info), state)
+    branch_outputs = BranchOutputs(outputs, {n: every for n in outputs}, chunks[0], info)
+    return call_policy(policy, "combine", info, branch_outputs, state)
 
 
 class NextScaleSampler:

@@ -27,6 +27,11 @@ RUNS = {
 }
 
 
+def var_cfg(cfg):
+    """The official "cfg" knob: the original formulation on the linear ramp."""
+    return CFG.create(cfg, formulation="original", schedule="linear")
+
+
 @pytest.fixture(scope="module")
 def models():
     torch.set_grad_enabled(False)
@@ -91,7 +96,7 @@ def test_official_sampling_runs_are_reproduced(models, key):
     labels, seed, cfg, top_k, top_p, smooth = RUNS[key]
     batch = len(labels) if labels else 2
     out = sample_next_scale(model, torch.tensor(labels) if labels else None, ImageRNG([seed] * batch, "batch"),
-                            guidance=CFG.create(cfg, formulation="original", schedule="linear"), top_k=top_k, top_p=top_p or None, more_smooth=smooth,
+                            guidance=var_cfg(cfg), top_k=top_k, top_p=top_p or None, more_smooth=smooth,
                             keep_guided_logits=True)
     images = (out.images + 1) / 2
     want = g[f"infer.{run}.img_B3HW"]
@@ -121,7 +126,7 @@ def test_cached_loop_matches_the_masked_forward(models):
 
 def test_full_recompute_reference_equals_the_cached_loop(models):
     model, _ = models["full"]
-    kw = {"guidance": CFG.create(1.5, formulation="original", schedule="linear"), "top_k": 900, "top_p": 0.96, "keep_guided_logits": True}
+    kw = {"guidance": var_cfg(1.5), "top_k": 900, "top_p": 0.96, "keep_guided_logits": True}
     cached = sample_next_scale(model, torch.tensor([207]), ImageRNG([0], "batch"), **kw)
     recomputed = sample_next_scale(model, torch.tensor([207]), ImageRNG([0], "batch"), kv_cache=False, **kw)
     assert all(torch.equal(a, b) for a, b in zip(cached.indices, recomputed.indices))
