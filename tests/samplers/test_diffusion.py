@@ -1,5 +1,6 @@
 """The diffusion loop and the branch protocol, on a tiny real DiMR."""
 
+import dataclasses
 import math
 
 import pytest
@@ -71,7 +72,7 @@ class _Reparameterised:
 
     def denoise(self, x, timesteps, labels):
         eps = self.base.denoise(x, timesteps, labels)
-        abar = self.abar[timesteps.long()]
+        abar = self.abar[timesteps.long().clamp(0, len(self.abar) - 1)]
         info = StepInfo(0, 1, x.shape[0], 0.0, self.kind, sigma=(1 - abar).sqrt(), alpha=abar.sqrt())
         eps_info = StepInfo(0, 1, x.shape[0], 0.0, "eps", sigma=info.sigma, alpha=info.alpha)
         return from_x0(to_x0(eps, x, eps_info), x, info)
@@ -202,3 +203,15 @@ def test_progress_offers_a_preview_of_the_prediction(tiny_pipe):
     previews = []
     tiny_pipe(labels=[1], seed=0, steps=3, sampler="euler", progress=lambda e: previews.append(e.preview()))
     assert len(previews) == 3 and previews[-1].shape == (1, 3, 16, 16)
+
+
+def test_flow_matching_euler_drives_a_flow_model(tiny_pipe):
+    base = tiny_pipe.model
+    flow = _Reparameterised(base, "eps")
+    flow.noise_schedule = dataclasses.replace(base.noise_schedule, prediction_type="flow")
+    batch = SampleBatch(labels=torch.tensor([2, 9]), rng=ImageRNG([0, 1]), steps=4, policy=CFG.create(2.0))
+    with torch.no_grad():
+        out = DiffusionSampler("flow-euler").sample(flow, batch, RunContext())
+    assert torch.isfinite(out.images).all() and out.nfe.tolist() == [8, 8]
+    with pytest.raises(InvalidRequest, match="does not support 'flow'-prediction"):
+        DiffusionSampler("ddim").sample(flow, batch, RunContext())

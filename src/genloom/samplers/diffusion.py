@@ -135,7 +135,8 @@ class DiffusionSampler:
         sched = make_scheduler(self.name, schedule, **self.options)
         sched.set_timesteps(batch.steps, device=model.device)
         b = len(batch)
-        x = batch.rng.randn(model.latent_shape, device=model.device, dtype=model.dtype) * sched.init_noise_sigma
+        noise_sigma = getattr(sched, "init_noise_sigma", 1.0)  # flow matching has none: x_1 is the noise
+        x = batch.rng.randn(model.latent_shape, device=model.device, dtype=model.dtype) * noise_sigma
         alphas_cumprod = None if schedule.prediction_type == "flow" else torch.cumprod(1 - schedule.betas(), dim=0)
         state = batch.policy.init_state(b) if batch.policy is not None else None
         step_kwargs = {"generator": batch.rng.generators} if "generator" in inspect.signature(sched.step).parameters \
@@ -145,7 +146,7 @@ class DiffusionSampler:
         channels = model.latent_shape[0]
         for i, t in enumerate(timesteps):
             ctx.check()
-            x_in = sched.scale_model_input(x, t)
+            x_in = sched.scale_model_input(x, t) if hasattr(sched, "scale_model_input") else x
             info = _step_info(i, len(timesteps), b, float(t), schedule, alphas_cumprod, x, sched)
             t_rows = torch.full((b,), float(t), device=model.device, dtype=torch.float32)
             full: list[torch.Tensor] = []
