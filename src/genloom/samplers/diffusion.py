@@ -159,10 +159,10 @@ class DiffusionSampler:
             pred, used, _ = guided(forward, x_in, batch.labels, model.null_class, batch.policy, state, info)
             if schedule.learned_variance and self.name == "ddpm":
                 pred = torch.cat((pred, full[0][:b, channels:]), dim=1)  # variance from the conditional rows
-            x0 = to_x0(pred[:, :channels], x_in, info)
+            preview = (lambda p=pred[:, :channels], xi=x_in, si=info: model.decode(to_x0(p, xi, si)))  # on demand
             x = sched.step(pred, t, x, **step_kwargs).prev_sample
             nfe += used
-            ctx.step_done(i + 1, len(timesteps), preview=lambda x0=x0: model.decode(x0))
+            ctx.step_done(i + 1, len(timesteps), preview=preview)
         return SampleOutput(images=model.decode(x), nfe=nfe)
 
 

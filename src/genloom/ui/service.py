@@ -153,7 +153,7 @@ class GenerationService:
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                     updates.put(exc)
 
-        updates.put(JobUpdate(0.0, "waiting for the model…" if self._gates[model]._value == 0 else "starting…"))
+        updates.put(JobUpdate(0.0, "queued…"))  # until the model's gate lets the job in
         threading.Thread(target=work, daemon=True).start()
         while True:
             item = updates.get()
