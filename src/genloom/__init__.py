@@ -40,6 +40,7 @@ from .engine.specs import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .engine.guidance import BranchOutputs, BranchRequest, GuidancePolicy, StepInfo
     from .engine.model import GenerativeModel
     from .engine.pipeline import LoadOptions, Pipeline
     from .engine.progress import CancelToken, ProgressEvent, RunContext
@@ -47,6 +48,10 @@ if TYPE_CHECKING:
     from .engine.sampling import SampleBatch, SampleOutput
 
 _LAZY = {
+    "BranchOutputs": "genloom.engine.guidance",
+    "BranchRequest": "genloom.engine.guidance",
+    "GuidancePolicy": "genloom.engine.guidance",
+    "StepInfo": "genloom.engine.guidance",
     "GenerativeModel": "genloom.engine.model",
     "Pipeline": "genloom.engine.pipeline",
     "LoadOptions": "genloom.engine.pipeline",
@@ -84,6 +89,7 @@ def reproduce(manifest: Any, **overrides: Any) -> GenerationResult:
 
 
 __all__ = [
+    "BranchOutputs", "BranchRequest", "GuidancePolicy", "StepInfo",
     "CancelToken", "ClassifierSpec", "CommandSpec", "DeviceError", "Engine", "GenerationCancelled",
     "GenerationResult", "GenerativeModel", "GenloomError", "GuidanceSpec", "InvalidRequest", "KernelSpec",
     "LoadOptions", "ModelNotFound", "ModelSpec", "NotRegistered", "PLUGIN_API_VERSION", "Paradigm", "Pipeline",

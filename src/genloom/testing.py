@@ -82,12 +82,13 @@ def check_guidance_policy(spec: GuidanceSpec, scale: float = 3.0, **params: Any)
     right shape, and a conditional-only request leaves the conditional rows alone."""
     import torch
 
-    from .engine.guidance import BranchOutputs, BranchRequest, StepInfo
+    from .engine.guidance import SPACES, BranchOutputs, BranchRequest, StepInfo
 
     check_guidance_spec(spec)
     policy = spec.factory(scale=scale, **params)
     for attr in ("request", "combine", "init_state"):
         _require(callable(getattr(policy, attr, None)), f"{spec.name}: the policy has no {attr}()")
+    _require(getattr(policy, "space", None) in SPACES, f"{spec.name}: declare the policy's space, one of {SPACES}")
     b = 3
     gen = torch.Generator().manual_seed(0)
     for paradigm, info in (
