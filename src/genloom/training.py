@@ -18,3 +18,14 @@ def cosine_warmup(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def random_batch(images: torch.Tensor, batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of a random batch (with replacement) and those images, augmented; draws from ``gen`` in that order."""
+    pick = torch.randint(len(images), (batch_size,), generator=gen)
+    return pick, dihedral_augment(images[pick], gen)
+
+
+def set_learning_rate(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr

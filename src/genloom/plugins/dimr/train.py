@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ...data.constants import NUM_CLASSES
 from ...data.shapes import load_split
 from ...engine.weights import save_state_dict
-from ...training import cosine_warmup, dihedral_augment
+from ...training import cosine_warmup, random_batch, set_learning_rate
 from . import SHAPES_NOISE
 from .config import DiMRConfig, StageConfig
 from .model import DIMR_SCHEDULE
@@ -88,10 +88,8 @@ def train_dimr_shapes(out_dir: str | Path, settings: TrainSettings | None = None
     abar = torch.cumprod(1 - SHAPES_SCHEDULE.betas().float(), dim=0)
     t0 = time.perf_counter()
     for step in range(s.steps):
-        for group in opt.param_groups:
-            group["lr"] = s.lr * cosine_warmup(step, s.steps, 200)
-        pick = torch.randint(len(x_train), (s.batch_size,), generator=gen)
-        x = dihedral_augment(x_train[pick], gen)
+        set_learning_rate(opt, s.lr * cosine_warmup(step, s.steps, 200))
+        pick, x = random_batch(x_train, s.batch_size, gen)
         labels = y_train[pick].clone()
         labels[torch.rand(len(labels), generator=gen) < s.cond_drop] = SHAPES_DIMR.null_label
         loss = diffusion_loss(net, x, labels, abar, gen, s.coarse_weight)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ...data.shapes import load_split
 from ...engine.weights import save_state_dict
-from ...training import cosine_warmup, dihedral_augment
+from ...training import cosine_warmup, random_batch, set_learning_rate
 from .config import VARConfig, VQVAEConfig
 from .transformer import VARTransformer
 from .vqvae import VQVAE
@@ -72,10 +72,8 @@ def train_vqvae(x_train: torch.Tensor, s: TrainSettings, log: Callable[[str], No
     usage = torch.zeros(SHAPES_VAE.vocab_size)
     t0 = time.perf_counter()
     for step in range(s.vae_steps):
-        for group in opt.param_groups:
-            group["lr"] = s.vae_lr * cosine_warmup(step, s.vae_steps, 100)
-        idx = torch.randint(len(x_train), (s.batch_size,), generator=gen)
-        x = dihedral_augment(x_train[idx], gen)
+        set_learning_rate(opt, s.vae_lr * cosine_warmup(step, s.vae_steps, 100))
+        _, x = random_batch(x_train, s.batch_size, gen)
         loss, mse, indices = vqvae_loss(vae, x, s.beta)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -125,10 +123,8 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
     opt = torch.optim.AdamW(var.parameters(), lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
     t0 = time.perf_counter()
     for step in range(s.var_steps):
-        for group in opt.param_groups:
-            group["lr"] = s.var_lr * cosine_warmup(step, s.var_steps, 200)
-        pick = torch.randint(len(x_train), (s.batch_size,), generator=gen)
-        x = dihedral_augment(x_train[pick], gen)
+        set_learning_rate(opt, s.var_lr * cosine_warmup(step, s.var_steps, 200))
+        pick, x = random_batch(x_train, s.batch_size, gen)
         with torch.no_grad():
             indices = vae.img_to_indices(x)
             tf_input = vae.quantize.teacher_forcing_input(indices)
