@@ -17,5 +17,34 @@ def test_a_few_training_steps_give_reproducible_loadable_weights(tmp_path):
     pipe = genloom.load("dimr", weights=a, num_heads=4, noise_schedule=SHAPES_NOISE)
     assert pipe.spec.image_size == 32 and pipe.spec.null_class == 10
     assert pipe.model.noise_schedule.beta_schedule == "squaredcos_cap_v2"
+    assert pipe.model.noise_schedule.prediction_type == "v"
     res = pipe(labels=[1, 2], seed=0, sampler="ddim", steps=2, guidance="cfg", guidance_scale=2.0, output_type="pt")
     assert res.images.shape == (2, 3, 32, 32) and torch.isfinite(res.images).all() and res.nfe == [4, 4]
+
+
+def test_training_targets_invert_to_the_data_and_noise_the_sampler_recovers():
+    from genloom.engine.guidance import StepInfo
+    from genloom.plugins.dimr.train import training_target
+    from genloom.samplers.parameterisation import to_eps, to_x0
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(3, 3, 8, 8, generator=g), torch.randn(3, 3, 8, 8, generator=g)
+    abar = torch.tensor([0.999, 0.5, 1e-4])
+    alpha, sigma = abar.sqrt().view(-1, 1, 1, 1), (1 - abar).sqrt().view(-1, 1, 1, 1)
+    xt = alpha * x0 + sigma * eps
+    for kind in ("eps", "v"):
+        info = StepInfo(0, 1, 3, 0.0, kind, sigma=(1 - abar).sqrt(), alpha=abar.sqrt())
+        target = training_target(x0, eps, alpha, sigma, kind)
+        torch.testing.assert_close(to_eps(target, xt, info), eps, atol=1e-4, rtol=1e-4)
+        if kind == "v":  # ε-models cannot recover x0 at abar = 1e-4 to this tolerance; v-models can
+            torch.testing.assert_close(to_x0(target, xt, info), x0, atol=1e-4, rtol=1e-4)
+
+
+def test_min_snr_weight_caps_the_data_space_weight_at_gamma():
+    from genloom.plugins.dimr.train import min_snr_weight
+
+    abar = torch.tensor([0.99, 0.5, 0.01])
+    snr = abar / (1 - abar)
+    torch.testing.assert_close(min_snr_weight(abar, 5.0, "eps") * snr, snr.clamp(max=5.0))  # ε-loss = SNR·x0-loss
+    torch.testing.assert_close(min_snr_weight(abar, 5.0, "v") * (snr + 1), snr.clamp(max=5.0))  # v: (SNR+1)·x0
+    assert torch.equal(min_snr_weight(abar, None, "v"), torch.ones(3))

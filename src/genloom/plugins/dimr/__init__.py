@@ -21,7 +21,7 @@ RELEASED = {"dimr-xl-2r": ("DiMR-XL_2R_800epochs.pth", "505M"), "dimr-g-2r": ("D
 OFFICIAL_W = 1.4  # the released config: eps_c + 0.4·(eps_c − eps_u)
 # dimr-shapes works on 32 px pixels, so it is trained with the cosine schedule (the released models: SD's scaled
 # linear betas on latents)
-SHAPES_NOISE = {"beta_schedule": "squaredcos_cap_v2"}
+SHAPES_NOISE = {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}
 
 
 def _build(options: Any) -> Any:

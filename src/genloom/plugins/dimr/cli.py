@@ -14,9 +14,10 @@ import click
 @click.option("--train-size", default=20_000, show_default=True)
 @click.option("--init", default=None, type=click.Path(dir_okay=False), help="Fine-tune from these weights.")
 @click.option("--lr", default=1e-3, show_default=True)
+@click.option("--checkpoint-every", default=0, show_default=True, help="Also save the EMA weights every N steps.")
 @click.option("--threads", default=2, show_default=True, help="torch threads (results are reproducible per count).")
 def train_dimr(out: str, seed: int, steps: int, batch_size: int, train_size: int, init: str | None, lr: float,
-               threads: int) -> None:
+               checkpoint_every: int, threads: int) -> None:
     """Train the embedded DiMR default on the shapes dataset (EMA weights are saved)."""
     import torch
 
@@ -24,5 +25,5 @@ def train_dimr(out: str, seed: int, steps: int, batch_size: int, train_size: int
 
     torch.set_num_threads(threads)
     train_dimr_shapes(out, TrainSettings(seed=seed, steps=steps, batch_size=batch_size, train_size=train_size,
-                                                   init=init, lr=lr),
+                                                   init=init, lr=lr, checkpoint_every=checkpoint_every),
                       log=click.echo)

@@ -30,7 +30,7 @@ from .network import DiMRNetwork, tau_from_time
 SHAPES_SCHEDULE = replace(DIMR_SCHEDULE, **SHAPES_NOISE)
 SHAPES_DIMR = DiMRConfig(channels=3, num_classes=NUM_CLASSES + 1, stages=(
     StageConfig("transformer", 128, 256, 5, 8, 8, num_heads=4, input_feature_ratio=4),
-    StageConfig("convnext", 32, 64, 3, 32, 32, kernel_size=7),
+    StageConfig("convnext", 32, 64, 1, 32, 32, kernel_size=7),
 ))
 
 
@@ -44,7 +44,9 @@ class TrainSettings:
     ema: float = 0.999
     cond_drop: float = 0.1
     coarse_weight: float = 0.25
+    min_snr_gamma: float | None = 5.0  # Min-SNR-γ loss weighting (Hang et al. 2023); None: unweighted
     init: str | None = None  # start from these weights (fine-tuning) instead of a fresh network
+    checkpoint_every: int = 0  # also write the EMA weights every this many steps (0: only at the end)
 
 
 def multiscale_targets(eps: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
@@ -53,17 +55,41 @@ def multiscale_targets(eps: torch.Tensor, sizes: list[int]) -> list[torch.Tensor
     return [eps if s == side else F.avg_pool2d(eps, side // s) * (side // s) for s in sizes]
 
 
+def training_target(x0: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
+                    prediction_type: str) -> torch.Tensor:
+    """What the network learns to output at ``x_t = αx0 + σε``: ε, or v = αε − σx0 (Salimans & Ho)."""
+    if prediction_type == "eps":
+        return eps
+    if prediction_type == "v":
+        return alpha * eps - sigma * x0
+    raise ValueError(f"the DiMR trainer supports eps and v targets, not {prediction_type!r}")
+
+
+def min_snr_weight(abar: torch.Tensor, gamma: float | None, prediction_type: str) -> torch.Tensor:
+    """Per-sample loss weight giving x0-space weight min(SNR, γ) (Min-SNR-γ); ones when ``gamma`` is None."""
+    if gamma is None:
+        return torch.ones_like(abar)
+    snr = abar / (1 - abar)
+    return snr.clamp(max=gamma) / (snr + 1 if prediction_type == "v" else snr)
+
+
 def diffusion_loss(net: DiMRNetwork, x0: torch.Tensor, labels: torch.Tensor, abar: torch.Tensor,
-                   gen: torch.Generator, coarse_weight: float) -> torch.Tensor:
+                   gen: torch.Generator, coarse_weight: float, prediction_type: str = "eps",
+                   min_snr_gamma: float | None = None) -> torch.Tensor:
+    """The multi-scale loss on the ``prediction_type`` target (ε or v = αε − σx0), optionally Min-SNR weighted."""
     b = x0.shape[0]
     k = torch.randint(len(abar), (b,), generator=gen)
     eps = torch.randn(x0.shape, generator=gen)
     a = abar[k].view(b, 1, 1, 1)
-    xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    alpha, sigma = a.sqrt(), (1 - a).sqrt()
+    xt = alpha * x0 + sigma * eps
     outputs = net(xt, tau_from_time(k + 1), labels)
-    targets = multiscale_targets(eps, [o.shape[-1] for o in outputs])
+    targets = multiscale_targets(training_target(x0, eps, alpha, sigma, prediction_type),
+                                 [o.shape[-1] for o in outputs])
     weights = [coarse_weight] * (len(outputs) - 1) + [1.0]
-    return sum(w * F.mse_loss(o, t) for w, o, t in zip(weights, outputs, targets))  # type: ignore[return-value]
+    per_sample = min_snr_weight(abar[k], min_snr_gamma, prediction_type)
+    return sum(w * ((o - t).square().mean(dim=(1, 2, 3)) * per_sample).mean()  # type: ignore[return-value]
+               for w, o, t in zip(weights, outputs, targets))
 
 
 def train_dimr_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
@@ -92,7 +118,8 @@ def train_dimr_shapes(out_dir: str | Path, settings: TrainSettings | None = None
         pick, x = random_batch(x_train, s.batch_size, gen)
         labels = y_train[pick].clone()
         labels[torch.rand(len(labels), generator=gen) < s.cond_drop] = SHAPES_DIMR.null_label
-        loss = diffusion_loss(net, x, labels, abar, gen, s.coarse_weight)
+        loss = diffusion_loss(net, x, labels, abar, gen, s.coarse_weight, SHAPES_SCHEDULE.prediction_type,
+                              s.min_snr_gamma)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -103,6 +130,9 @@ def train_dimr_shapes(out_dir: str | Path, settings: TrainSettings | None = None
                 pe.lerp_(p, 1 - d)
         if (step + 1) % 100 == 0:
             log(f"dimr step {step + 1}/{s.steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
+        if s.checkpoint_every and (step + 1) % s.checkpoint_every == 0 and step + 1 < s.steps:
+            save_state_dict(ema.state_dict(), Path(out_dir) / f"dimr_shapes_step{step + 1}.safetensors",
+                            metadata={"model": "dimr-shapes", "step": str(step + 1)})
     meta = {"model": "dimr-shapes", **{k: str(v) for k, v in asdict(s).items()}}
     path = save_state_dict(ema.state_dict(), Path(out_dir) / "dimr_shapes.safetensors", metadata=meta)
     log(f"wrote {path}")

@@ -12,13 +12,16 @@ import click
 @click.option("--vae-steps", default=2000, show_default=True)
 @click.option("--var-steps", default=3000, show_default=True)
 @click.option("--train-size", default=20_000, show_default=True)
+@click.option("--checkpoint-every", default=0, show_default=True, help="Also save the transformer every N steps.")
 @click.option("--threads", default=2, show_default=True, help="torch threads (results are reproducible per count).")
-def train_var(out: str, seed: int, vae_steps: int, var_steps: int, train_size: int, threads: int) -> None:
+def train_var(out: str, seed: int, vae_steps: int, var_steps: int, train_size: int, checkpoint_every: int,
+              threads: int) -> None:
     """Train the embedded VAR default (VQVAE, then transformer) on the shapes dataset."""
     import torch
 
     from .train import TrainSettings, train_var_shapes
 
     torch.set_num_threads(threads)
-    train_var_shapes(out, TrainSettings(seed=seed, vae_steps=vae_steps, var_steps=var_steps, train_size=train_size),
+    train_var_shapes(out, TrainSettings(seed=seed, vae_steps=vae_steps, var_steps=var_steps, train_size=train_size,
+                                               checkpoint_every=checkpoint_every),
                      log=click.echo)

@@ -25,7 +25,7 @@ from .config import VARConfig, VQVAEConfig
 from .transformer import VARTransformer
 from .vqvae import VQVAE
 
-SHAPES_PATCH_NUMS = (1, 2, 4, 8)
+SHAPES_PATCH_NUMS = (1, 2, 3, 4, 6, 8)
 SHAPES_VAE = VQVAEConfig(vocab_size=512, z_channels=16, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1,
                          share_quant_resi=4, patch_nums=SHAPES_PATCH_NUMS, using_sa=False, using_mid_sa=True)
 SHAPES_VAR = VARConfig(depth=3, embed_dim=192, num_heads=3, num_classes=10, vocab_size=512, cvae=16,
@@ -44,6 +44,7 @@ class TrainSettings:
     beta: float = 0.25
     cond_drop: float = 0.1
     restart_every: int = 100
+    checkpoint_every: int = 0  # also write the transformer every this many steps (0: only at the end)
 
 
 def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -115,7 +116,7 @@ def _init_var(var: VARTransformer) -> None:
 
 
 def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, s: TrainSettings,
-                      log: Callable[[str], None]) -> VARTransformer:
+                      log: Callable[[str], None], out: Path | None = None) -> VARTransformer:
     torch.manual_seed(s.seed + 1)
     gen = torch.Generator().manual_seed(s.seed + 1)
     var = VARTransformer(SHAPES_VAR)
@@ -138,6 +139,9 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
         opt.step()
         if (step + 1) % 100 == 0:
             log(f"var step {step + 1}/{s.var_steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
+        if out is not None and s.checkpoint_every and (step + 1) % s.checkpoint_every == 0 and step + 1 < s.var_steps:
+            save_state_dict(var.state_dict(), out / f"var_shapes_step{step + 1}.safetensors",
+                            metadata={"model": "var-shapes", "step": str(step + 1)})
     return var.eval()
 
 
@@ -148,12 +152,12 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
     out = Path(out_dir)
     log(f"rendering {s.train_size} training images…")
     x_train, y_train = load_split("train", s.train_size)
+    meta = {"model": "var-shapes", **{k: str(v) for k, v in asdict(s).items()}}
     vae = train_vqvae(x_train, s, log)
+    vae_path = save_state_dict(vae.state_dict(), out / "var_shapes_vae.safetensors", metadata=meta)
     for p in vae.parameters():
         p.requires_grad_(False)
-    var = train_transformer(vae, x_train, y_train, s, log)
-    meta = {"model": "var-shapes", **{k: str(v) for k, v in asdict(s).items()}}
-    vae_path = save_state_dict(vae.state_dict(), out / "var_shapes_vae.safetensors", metadata=meta)
+    var = train_transformer(vae, x_train, y_train, s, log, out)
     var_path = save_state_dict(var.state_dict(), out / "var_shapes.safetensors", metadata=meta)
     log(f"wrote {var_path} and {vae_path}")
     return var_path, vae_path
