@@ -3,6 +3,7 @@ generated samples at several guidance scales and samplers. For VAR also the same
 reconstructions of real test images (an upper bound the transformer cannot beat). Optionally saves an image grid.
 
     python benchmarks/shapes_quality.py --model var-shapes [--per-class 50] [--scales 1 2 3 4] [--top-k 0]
+        [--schedule constant] [--seed 0]
     python benchmarks/shapes_quality.py --model dimr-shapes --samplers dpm++2m ddim --steps 25 --scales 1 3
     options: [--grid docs/<model>_grid.png] [--weights W [--vae V]] (a checkpoint instead of the embedded asset)
 """
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--samplers", nargs="+", default=[None])
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--top-k", type=int, default=None, help="next-scale models only")
+    parser.add_argument("--schedule", default=None, help="CFG schedule (constant, linear, ...); default: the model's")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", default=None)
     parser.add_argument("--weights", default=None, help="a checkpoint instead of the embedded default")
     parser.add_argument("--vae", default=None, help="its VQVAE checkpoint (VAR)")
@@ -60,11 +63,15 @@ def main() -> None:
         for w in args.scales:
             t0 = time.perf_counter()
             kw = {"guidance": "none"} if w == 1.0 else {"guidance": "cfg", "guidance_scale": w}
-            res = pipe(labels=wanted, seed=0, output_type="pt", batch_size=100, sampler=sampler, steps=args.steps,
+            if args.schedule and w != 1.0:
+                kw["schedule"] = args.schedule
+            res = pipe(labels=wanted, seed=args.seed, output_type="pt", batch_size=100, sampler=sampler, steps=args.steps,
                        **kw, **sampler_kw)
             per_image = (time.perf_counter() - t0) / n
             r = evaluate(res.images * 2 - 1, wanted, num_reference=5000, subsets=5)
             label = ("no guidance" if w == 1.0 else f"CFG w={w:g}") + (f", {sampler}" if sampler else "")
+            if args.schedule and w != 1.0:
+                label += f" {args.schedule}"
             if args.steps:
                 label += f", {args.steps} steps"
             print(row(label, r, per_image))

@@ -1,10 +1,11 @@
 """Training the embedded default ``dimr-shapes``: a small pixel-space DiMR on the shapes dataset.
 
-The official objective: ε-prediction on a discrete 1000-step VP schedule with DiMR time n = k + 1, and the
-multi-scale loss (a coarse stage of resolution H/f predicts the noise summed over f×f blocks divided by f, which
-keeps unit variance), weighted 1/4 for coarse stages and 1 for the last. 10 % label dropout to the null class
-(for CFG) and an EMA of the weights, which is what is saved. Pixel space at 32 px, so the cosine schedule
-(squaredcos_cap_v2): with linear betas most timesteps are nearly pure noise at this size. CPU-sized.
+The official objective's structure: a discrete 1000-step VP schedule with DiMR time n = k + 1, and the multi-scale
+loss (a coarse stage of resolution H/f predicts its target summed over f×f blocks divided by f, which keeps unit
+variance), weighted 1/4 for coarse stages and 1 for the last; 10 % label dropout to the null class (for CFG) and an
+EMA of the weights, which is what is saved. Our choices for 32 px pixels on a CPU: the cosine schedule
+(squaredcos_cap_v2), the v target (the official models learn ε; at the cosine schedule's end ε-models turn small
+errors into large x̂0 errors) and Min-SNR-5 weighting (Hang et al. 2023), both selectable.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ class TrainSettings:
     checkpoint_every: int = 0  # also write the EMA weights every this many steps (0: only at the end)
 
 
-def multiscale_targets(eps: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
-    """ε at each stage's resolution: block sums divided by the block side (unit variance kept)."""
-    side = eps.shape[-1]
-    return [eps if s == side else F.avg_pool2d(eps, side // s) * (side // s) for s in sizes]
+def multiscale_targets(target: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    """The target (ε or v) at each stage's resolution: block sums divided by the block side (unit variance kept)."""
+    side = target.shape[-1]
+    return [target if s == side else F.avg_pool2d(target, side // s) * (side // s) for s in sizes]
 
 
 def training_target(x0: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,

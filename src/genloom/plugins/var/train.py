@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ...data.shapes import load_split
-from ...engine.weights import save_state_dict
+from ...engine.weights import read_state_dict, save_state_dict
 from ...training import cosine_warmup, random_batch, set_learning_rate
 from .config import VARConfig, VQVAEConfig
 from .transformer import VARTransformer
@@ -45,6 +45,9 @@ class TrainSettings:
     cond_drop: float = 0.1
     restart_every: int = 100
     checkpoint_every: int = 0  # also write the transformer every this many steps (0: only at the end)
+    vae: str | None = None  # use this trained VQVAE instead of training one
+    init: str | None = None  # start the transformer from these weights (continuing a run) instead of afresh
+    warmup: int = 200
 
 
 def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -121,10 +124,13 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
     gen = torch.Generator().manual_seed(s.seed + 1)
     var = VARTransformer(SHAPES_VAR)
     _init_var(var)
+    if s.init:
+        var.load_state_dict(read_state_dict(s.init), strict=True)
+        log(f"transformer starts from {s.init}")
     opt = torch.optim.AdamW(var.parameters(), lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
     t0 = time.perf_counter()
     for step in range(s.var_steps):
-        set_learning_rate(opt, s.var_lr * cosine_warmup(step, s.var_steps, 200))
+        set_learning_rate(opt, s.var_lr * cosine_warmup(step, s.var_steps, s.warmup))
         pick, x = random_batch(x_train, s.batch_size, gen)
         with torch.no_grad():
             indices = vae.img_to_indices(x)
@@ -153,7 +159,13 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
     log(f"rendering {s.train_size} training images…")
     x_train, y_train = load_split("train", s.train_size)
     meta = {"model": "var-shapes", **{k: str(v) for k, v in asdict(s).items()}}
-    vae = train_vqvae(x_train, s, log)
+    if s.vae:
+        vae = VQVAE(SHAPES_VAE)
+        vae.load_state_dict(read_state_dict(s.vae), strict=True)
+        vae.eval()
+        log(f"using the VQVAE {s.vae}")
+    else:
+        vae = train_vqvae(x_train, s, log)
     vae_path = save_state_dict(vae.state_dict(), out / "var_shapes_vae.safetensors", metadata=meta)
     for p in vae.parameters():
         p.requires_grad_(False)
