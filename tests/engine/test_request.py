@@ -13,7 +13,7 @@ def _plugin():
     def register_models(register):
         register(ModelSpec(name="diff-null", factory=lambda o: None, paradigm=Paradigm.DIFFUSION, num_classes=4,
                            null_class=4, image_size=8, description="d", default_guidance="ramp",
-                           default_sampler="euler-ish", default_sampler_options={"eta": 0.0, "clip": True}))
+                           default_sampler="euler-ish"))
         register(ModelSpec(name="diff-plain", factory=lambda o: None, paradigm=Paradigm.DIFFUSION, num_classes=4,
                            image_size=8, description="d"))
 
@@ -21,7 +21,6 @@ def _plugin():
     def register_samplers(register):
         register(SamplerSpec(name="euler-ish", factory=lambda **o: None, paradigm=Paradigm.DIFFUSION,
                              default_steps=20))
-        register(SamplerSpec(name="other-diffusion", factory=lambda **o: None, paradigm=Paradigm.DIFFUSION))
 
     @hookimpl
     def register_guidance(register):
@@ -48,17 +47,12 @@ def _req(engine, model, **kw):
 def test_defaults_and_option_routing(engine):
     req = _req(engine, "diff-null", labels=[1], guidance_scale=2.0, options={"power": 2.0, "eta": 0.5})
     assert req.guidance.name == "ramp" and req.guidance_scale == 2.0
-    assert req.guidance_options == {"power": 2.0} and req.sampler_options == {"eta": 0.5, "clip": True}
+    assert req.guidance_options == {"power": 2.0} and req.sampler_options == {"eta": 0.5}
     assert req.sampler.name == "euler-ish" and req.steps == 20
     fallback = _req(engine, "diff-plain", labels=[1])  # no default sampler: a registered one of its paradigm
     assert fallback.sampler.paradigm is Paradigm.DIFFUSION
     assert req.as_kwargs()["power"] == 2.0
     assert _req(engine, "diff-null", labels=[1], guidance="none").guidance is None
-
-
-def test_model_sampler_defaults_apply_only_to_its_own_default_sampler(engine):
-    assert _req(engine, "diff-null", labels=[1]).sampler_options == {"eta": 0.0, "clip": True}
-    assert _req(engine, "diff-null", labels=[1], sampler="other-diffusion").sampler_options == {}
 
 
 def test_policy_errors(engine):

@@ -89,8 +89,6 @@ def build_request(
     if policy is not None and scale is None and guidance is None:
         scale = spec.default_guidance_scale  # the model's own default policy comes with its default scale
     sampler_spec = _sampler(spec, samplers, sampler)
-    if sampler_spec.name == spec.default_sampler:
-        options = {**spec.default_sampler_options, **options}
     steps_n = _steps(spec, sampler_spec, steps)
     bs = _count(batch_size, "batch_size", allow_none=True) or min(n, DEFAULT_MAX_BATCH)
 

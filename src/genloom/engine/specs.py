@@ -41,8 +41,6 @@ class ModelSpec:
     default_guidance: str | None = None
     default_guidance_scale: float | None = None
     default_steps: int | None = None
-    #: options the model's own default sampler gets unless the caller gives them (e.g. a trained model's top_k)
-    default_sampler_options: Mapping[str, Any] = field(default_factory=dict)
     plugin: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -19,8 +19,8 @@ HUB = "hf://QHL067/DiMR"
 SD_VAE = "hf://stabilityai/sd-vae-ft-ema/diffusion_pytorch_model.safetensors"
 RELEASED = {"dimr-xl-2r": ("DiMR-XL_2R_800epochs.pth", "505M"), "dimr-g-2r": ("DiMR-G_2R_800epochs.pth", "1.06B")}
 OFFICIAL_W = 1.4  # the released config: eps_c + 0.4·(eps_c − eps_u)
-# dimr-shapes works on 32 px pixels, so it is trained with the cosine schedule (the released models: SD's scaled
-# linear betas on latents)
+# dimr-shapes works on 32 px pixels, so it is trained with the cosine schedule and the v target (the released
+# models: SD's scaled linear betas on latents, ε)
 SHAPES_NOISE = {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}
 
 
