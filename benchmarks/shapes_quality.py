@@ -65,8 +65,8 @@ def main() -> None:
             kw = {"guidance": "none"} if w == 1.0 else {"guidance": "cfg", "guidance_scale": w}
             if args.schedule and w != 1.0:
                 kw["schedule"] = args.schedule
-            res = pipe(labels=wanted, seed=args.seed, output_type="pt", batch_size=100, sampler=sampler, steps=args.steps,
-                       **kw, **sampler_kw)
+            res = pipe(labels=wanted, seed=args.seed, output_type="pt", batch_size=100, sampler=sampler,
+                       steps=args.steps, **kw, **sampler_kw)
             per_image = (time.perf_counter() - t0) / n
             r = evaluate(res.images * 2 - 1, wanted, num_reference=5000, subsets=5)
             label = ("no guidance" if w == 1.0 else f"CFG w={w:g}") + (f", {sampler}" if sampler else "")

@@ -28,3 +28,19 @@ def test_tiny_training_run_writes_loadable_weights(tmp_path):
     assert pipe.model.config.patch_nums == SHAPES_VAR.patch_nums and pipe.spec.num_classes == 10
     res = pipe(labels=[0, 9], seed=0, guidance="cfg", guidance_scale=3.0, output_type="pt")
     assert res.images.shape == (2, 3, 32, 32)
+
+
+def test_a_run_continues_from_a_vqvae_and_transformer_and_writes_checkpoints(tmp_path):
+    from safetensors.torch import load_file
+
+    first = TrainSettings(train_size=64, vae_steps=2, var_steps=2, batch_size=4)
+    var_path, vae_path = train_var_shapes(tmp_path / "a", first, log=lambda _: None)
+    logs = []
+    again = TrainSettings(train_size=64, var_steps=4, batch_size=4, vae=str(vae_path), init=str(var_path),
+                          checkpoint_every=2, warmup=1)
+    var2, vae2 = train_var_shapes(tmp_path / "b", again, log=logs.append)
+    assert not any("codes used" in line for line in logs)  # the given VQVAE is used as is, not trained
+    assert all(torch.equal(a, b) for a, b in zip(load_file(vae_path).values(), load_file(vae2).values()))
+    assert sorted(p.name for p in (tmp_path / "b").glob("var_shapes_step*")) == ["var_shapes_step2.safetensors"]
+    start, end = load_file(var_path), load_file(var2)
+    assert start.keys() == end.keys() and not all(torch.equal(start[k], end[k]) for k in start)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ...data.constants import NUM_CLASSES
 from ...data.shapes import load_split
 from ...engine.weights import save_state_dict
-from ...training import cosine_warmup, random_batch, set_learning_rate
+from ...training import checkpoint_if_due, cosine_warmup, random_batch, set_learning_rate
 from . import SHAPES_NOISE
 from .config import DiMRConfig, StageConfig
 from .model import DIMR_SCHEDULE
@@ -131,9 +131,7 @@ def train_dimr_shapes(out_dir: str | Path, settings: TrainSettings | None = None
                 pe.lerp_(p, 1 - d)
         if (step + 1) % 100 == 0:
             log(f"dimr step {step + 1}/{s.steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
-        if s.checkpoint_every and (step + 1) % s.checkpoint_every == 0 and step + 1 < s.steps:
-            save_state_dict(ema.state_dict(), Path(out_dir) / f"dimr_shapes_step{step + 1}.safetensors",
-                            metadata={"model": "dimr-shapes", "step": str(step + 1)})
+        checkpoint_if_due(ema.state_dict, Path(out_dir), "dimr_shapes", step + 1, s.checkpoint_every, s.steps)
     meta = {"model": "dimr-shapes", **{k: str(v) for k, v in asdict(s).items()}}
     path = save_state_dict(ema.state_dict(), Path(out_dir) / "dimr_shapes.safetensors", metadata=meta)
     log(f"wrote {path}")

@@ -14,7 +14,8 @@ import click
 @click.option("--train-size", default=20_000, show_default=True)
 @click.option("--checkpoint-every", default=0, show_default=True, help="Also save the transformer every N steps.")
 @click.option("--vae", default=None, type=click.Path(dir_okay=False), help="Use this VQVAE (skip its training).")
-@click.option("--init", default=None, type=click.Path(dir_okay=False), help="Continue the transformer from these weights.")
+@click.option("--init", default=None, type=click.Path(dir_okay=False),
+              help="Continue the transformer from these weights.")
 @click.option("--var-lr", default=1e-3, show_default=True)
 @click.option("--warmup", default=200, show_default=True, help="Transformer learning-rate warm-up steps.")
 @click.option("--threads", default=2, show_default=True, help="torch threads (results are reproducible per count).")

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ...data.shapes import load_split
 from ...engine.weights import read_state_dict, save_state_dict
-from ...training import cosine_warmup, random_batch, set_learning_rate
+from ...training import checkpoint_if_due, cosine_warmup, random_batch, set_learning_rate
 from .config import VARConfig, VQVAEConfig
 from .transformer import VARTransformer
 from .vqvae import VQVAE
@@ -145,9 +145,7 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
         opt.step()
         if (step + 1) % 100 == 0:
             log(f"var step {step + 1}/{s.var_steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
-        if out is not None and s.checkpoint_every and (step + 1) % s.checkpoint_every == 0 and step + 1 < s.var_steps:
-            save_state_dict(var.state_dict(), out / f"var_shapes_step{step + 1}.safetensors",
-                            metadata={"model": "var-shapes", "step": str(step + 1)})
+        checkpoint_if_due(var.state_dict, out, "var_shapes", step + 1, s.checkpoint_every, s.var_steps)
     return var.eval()
 
 
