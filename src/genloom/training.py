@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .engine.weights import save_state_dict
+
 
 def dihedral_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """A random quarter turn, then a random horizontal flip: every shapes class is closed under them."""
@@ -38,6 +40,4 @@ def checkpoint_if_due(state: Callable[[], Mapping[str, torch.Tensor]], out_dir: 
     """Write ``<stem>_step<N>.safetensors`` every ``every`` steps before the last (which the trainer saves itself)."""
     if out_dir is None or not every or step % every or step >= total:
         return
-    from .engine.weights import save_state_dict
-
-    save_state_dict(dict(state()), Path(out_dir) / f"{stem}_step{step}.safetensors", metadata={"step": str(step)})
+    save_state_dict(state(), Path(out_dir) / f"{stem}_step{step}.safetensors", metadata={"step": str(step)})

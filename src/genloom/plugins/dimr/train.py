@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ...data.constants import NUM_CLASSES
 from ...data.shapes import load_split
-from ...engine.weights import save_state_dict
+from ...engine.weights import read_state_dict, save_state_dict
 from ...training import checkpoint_if_due, cosine_warmup, random_batch, set_learning_rate
 from . import SHAPES_NOISE
 from .config import DiMRConfig, StageConfig
@@ -103,8 +103,6 @@ def train_dimr_shapes(out_dir: str | Path, settings: TrainSettings | None = None
     x_train, y_train = load_split("train", s.train_size)
     net = DiMRNetwork(SHAPES_DIMR)
     if s.init:
-        from ...engine.weights import read_state_dict
-
         net.load_state_dict(read_state_dict(s.init), strict=True)
         log(f"starting from {s.init}")
     ema = copy.deepcopy(net).requires_grad_(False)
