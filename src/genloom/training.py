@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .engine.weights import save_state_dict
+from .engine.errors import InvalidRequest
+from .engine.weights import read_metadata, read_state_dict, save_state_dict
 
 
 def dihedral_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -41,3 +45,73 @@ def checkpoint_if_due(state: Callable[[], Mapping[str, torch.Tensor]], out_dir: 
     if out_dir is None or not every or step % every or step >= total:
         return
     save_state_dict(state(), Path(out_dir) / f"{stem}_step{step}.safetensors", metadata={"step": str(step)})
+
+
+def quiet_threads(threads: int) -> None:
+    """Set torch's thread count; OpenMP waits passively so a busy neighbour does not slow each step 10×.
+
+    The wait policy is read when OpenMP starts, so this must run before torch does its first parallel work."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    torch.set_num_threads(threads)
+
+
+def check_output_folder(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` and prove it is writable before any training starts."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".genloom-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InvalidRequest(f"Cannot write to the output folder {str(out)!r} ({exc.strerror or exc}); "
+                             f"pick a writable --out.") from None
+    return out
+
+
+def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+                        gen: torch.Generator, step: int, settings: Mapping[str, Any]) -> Path:
+    """Everything a trainer needs to continue bit-identically, as safetensors (no pickle): the modules'
+    tensors, the optimizer's per-parameter state, the data generator's state, the step and the settings."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in modules.items():
+        tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+    for i, state in optimizer.state_dict()["state"].items():
+        tensors.update({f"optim.{i}.{k}": torch.as_tensor(v) for k, v in state.items()})
+    tensors["rng"] = gen.get_state()
+    meta = {"step": str(step), "settings": json.dumps(dict(settings), sort_keys=True), "kind": "genloom-train-state"}
+    tmp = path.with_name(path.name + ".partial")
+    save_state_dict(tensors, tmp, metadata=meta)
+    os.replace(tmp, path)  # a kill mid-write never leaves a truncated state behind
+    return path
+
+
+def load_training_state(path: str | Path, modules: Mapping[str, torch.nn.Module],
+                        optimizer: torch.optim.Optimizer, gen: torch.Generator,
+                        settings: Mapping[str, Any], same: tuple[str, ...]) -> int:
+    """Restore what :func:`save_training_state` wrote and return the step to continue from. ``same`` names the
+    settings that must match (the configuration); others (e.g. the total steps) may change between legs."""
+    meta = read_metadata(path)
+    if meta.get("kind") != "genloom-train-state":
+        raise InvalidRequest(f"{str(path)!r} is not a genloom training state; --resume takes the "
+                             f"*_state.safetensors file a trainer writes next to its checkpoints.")
+    saved = json.loads(meta["settings"])
+    differ = [k for k in same if saved.get(k) != settings.get(k)]
+    if differ:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
+        raise InvalidRequest(f"The --resume state {str(path)!r} is from another configuration ({shown}); "
+                             f"resume with the same settings or start afresh.")
+    tensors = read_state_dict(path)
+    for name, module in modules.items():
+        prefix = f"{name}."
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+    opt_state = optimizer.state_dict()
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, field = key.split(".", 2)
+            per_param.setdefault(int(index), {})[field] = value
+    opt_state["state"] = per_param
+    optimizer.load_state_dict(opt_state)
+    gen.set_state(tensors["rng"])
+    return int(meta["step"])

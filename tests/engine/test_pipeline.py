@@ -143,7 +143,7 @@ def test_timings_are_reported(pipe):
         ({"labels": [1], "seed": -1}, "seed must be"),
         ({"labels": [1, 2], "seed": [1]}, "one seed per image"),
         ({"labels": [1], "seed": "0"}, "seed must be"),
-        ({"labels": [1], "top_k": 5}, "Bad option for the sampler"),
+        ({"labels": [1], "top_k": 5}, "Unknown option .top_k. for sampler .one-step."),
     ],
 )
 def test_bad_requests_are_typed_and_explained(pipe, kwargs, message):

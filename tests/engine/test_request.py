@@ -5,6 +5,7 @@ import types
 import pytest
 
 from genloom import Engine, GuidanceSpec, InvalidRequest, ModelSpec, Paradigm, SamplerSpec, hookimpl
+from genloom.engine.options import Option
 from genloom.engine.request import build_request
 
 
@@ -20,12 +21,12 @@ def _plugin():
     @hookimpl
     def register_samplers(register):
         register(SamplerSpec(name="euler-ish", factory=lambda **o: None, paradigm=Paradigm.DIFFUSION,
-                             default_steps=20))
+                             default_steps=20, options=(Option("eta", "float", 0.0, "noise", minimum=0.0),)))
 
     @hookimpl
     def register_guidance(register):
         register(GuidanceSpec(name="ramp", factory=lambda **o: None, requires=frozenset({"null_class"}),
-                              parameters={"power": 1.0}))
+                              options=(Option("power", "float", 1.0, "exponent", minimum=0.0),)))
         register(GuidanceSpec(name="scale-only-var", factory=lambda **o: None,
                               paradigms=frozenset({Paradigm.NEXT_SCALE})))
 

@@ -13,7 +13,7 @@ from genloom.engine.sampling import SampleBatch
 from genloom.engine.seeding import ImageRNG
 from genloom.plugins.guidance.cfg import CFG
 from genloom.samplers.diffusion import DiffusionSampler
-from genloom.samplers.parameterisation import from_x0, to_eps, to_x0
+from genloom.engine.parameterisation import from_x0, to_eps, to_x0
 
 SAMPLERS = ["ddpm", "ddim", "dpm++2m", "dpm++3s", "euler", "heun", "unipc", "dpm-solver-fast"]
 
@@ -131,7 +131,8 @@ def test_cfg_imports_a_diffusers_guider_config():
     ({"sampler": "ddim", "timestep_spacin": "trailing"}, "Unknown option"),
     ({"guidance": "cfg", "guidance_scale": math.nan}, "finite"),
     ({"guidance": "cfg", "guidance_scale": 2.0, "schedule": "step_window", "start": 0.8, "stop": 0.2}, "start"),
-    ({"guidance": "cfg", "guidance_scale": 2.0, "schedule": "cosine"}, "schedule must be one of"),
+    ({"guidance": "cfg", "guidance_scale": 2.0, "schedule": "cosine"},
+     "option 'schedule' of policy 'cfg' must be one of"),
 ])
 def test_bad_requests_are_typed(tiny_pipe, kwargs, message):
     with pytest.raises(InvalidRequest, match=message):

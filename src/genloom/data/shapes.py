@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..engine.errors import InvalidRequest
-from .constants import CLASS_NAMES, IMAGE_SIZE, MAX_SPLIT_SIZE, NUM_CLASSES, SPLITS
+from .constants import IMAGE_SIZE, MAX_SPLIT_SIZE, NUM_CLASSES, SPLITS
 
 SUPERSAMPLE = 4
 

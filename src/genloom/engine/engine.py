@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import GenloomError, PluginError, WeightsError
+from .errors import GenloomError, InvalidRequest, PluginError, WeightsError
 from .plugins import PluginHost, PluginRecord, PluginSettings
 from .registry import Registry
 from .specs import ClassifierSpec, CommandSpec, GuidanceSpec, KernelSpec, ModelSpec, SamplerSpec
@@ -98,6 +98,7 @@ class Engine:
         from .pipeline import Pipeline
 
         spec = self.models[name]
+        extra = self._check_load_options(spec, extra)
         options = self._load_options(spec, weights, device, dtype, config, extra)
         model = self._build(spec, options, "model", GenerativeModel)
         if options.weights is not None and not model.weights:
@@ -114,6 +115,20 @@ class Engine:
         spec = self.classifiers[name]
         options = self._load_options(spec, weights, device, dtype, None, extra)
         return self._build(spec, options, "classifier", ImageClassifier)
+
+    @staticmethod
+    def _check_load_options(spec: ModelSpec, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """The family's declared load options, typed; anything else is refused with the accepted list."""
+        from .options import check_options
+
+        declared = {o.name for o in spec.load_options}
+        unknown = sorted(set(extra) - declared)
+        if unknown:
+            accepted = ", ".join(f"{o.name}=" for o in spec.load_options) or "none besides weights=, config=, " \
+                                                                               "device=, dtype="
+            raise InvalidRequest(f"Unknown load option(s) {unknown} for model {spec.name!r}; it accepts {accepted} "
+                                 f"(CLI: --load-option KEY=VALUE; see `genloom models --options`).")
+        return check_options(extra, spec.load_options, f"model {spec.name!r}")
 
     @staticmethod
     def _load_options(spec: Any, weights: Any, device: Any, dtype: Any, config: Any,

@@ -72,12 +72,12 @@ class BranchOutputs:
         return self._rows[name]
 
     def x0(self, name: str) -> torch.Tensor:
-        from ..samplers.parameterisation import to_x0
+        from .parameterisation import to_x0
 
         return to_x0(self[name], self.x, self.info)
 
     def eps(self, name: str) -> torch.Tensor:
-        from ..samplers.parameterisation import to_eps
+        from .parameterisation import to_eps
 
         return to_eps(self[name], self.x, self.info)
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -18,11 +18,28 @@ from .request import GenerationRequest, build_request
 from .result import GenerationResult, convert_images
 from .sampling import SampleBatch, SampleOutput
 from .seeding import ImageRNG
-from .specs import ClassifierSpec, ModelSpec
+from .specs import ClassifierSpec, ModelSpec, Paradigm
 from .weights import ResolvedWeights
 
-if TYPE_CHECKING:
-    from .engine import Engine
+
+
+class Registries(Protocol):
+    """What a pipeline needs of its engine: the sampler and policy registries (no import of the engine)."""
+
+    samplers: Any
+    guidance: Any
+
+
+#: Pipeline.__call__'s own arguments: never policy or sampler options
+CALL_ARGUMENTS = ("labels", "num_images", "seed", "guidance", "guidance_scale", "sampler", "steps", "batch_size",
+                  "progress", "cancel", "output_type", "rng", "batch_invariant", "latents", "conditioning")
+
+
+def _check_callables(progress: Any, cancel: Any) -> None:
+    if progress is not None and not callable(progress):
+        raise InvalidRequest(f"progress must be a callable taking a ProgressEvent, got {type(progress).__name__}.")
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise InvalidRequest(f"cancel must be a genloom.CancelToken, got {type(cancel).__name__}.")
 
 
 @dataclass(frozen=True)
@@ -41,7 +58,7 @@ class LoadOptions:
 class Pipeline:
     """``pipe(labels=..., seed=...)`` → :class:`GenerationResult`. Safe to call repeatedly; holds no run state."""
 
-    def __init__(self, engine: Engine, model: GenerativeModel, defaults: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, engine: Registries, model: GenerativeModel, defaults: Mapping[str, Any] | None = None) -> None:
         self.engine = engine
         self.model = model
         self.spec = model.spec
@@ -84,28 +101,36 @@ class Pipeline:
         output_type: str = "pil",
         rng: str = "image",
         batch_invariant: bool = False,
+        latents: Any = None,
         conditioning: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> GenerationResult:
-        """Generate images. ``labels`` may be indices or class names; one seed per image (``seed + i``).
+        """Generate images. ``labels`` may be indices or class names (random ones are drawn from each image's
+        own stream, as official code draws them); one seed per image (``seed + i``).
 
         Every image draws its noise from its own generator, so its noise never depends on the batch.
         The network's arithmetic can (BLAS and conv kernels pick other algorithms for other batch sizes,
         ~1e-6 apart); ``batch_invariant=True`` runs the sampler one image at a time so each image is
-        bit-identical to generating it alone, at the cost of batching. Other keywords go to the guidance
-        policy (when its spec lists them) or to the sampler (e.g. ``top_k`` for next-scale models).
+        bit-identical to generating it alone, at the cost of batching. ``latents``: the starting noise,
+        ``(N, *model.latent_shape)``, instead of drawing it; ``output_type="latent"`` returns the final latents
+        before decoding. Other keywords are options the guidance policy or the sampler declares
+        (``genloom policies`` / ``genloom samplers`` list them, e.g. ``top_k`` for next-scale models).
         ``conditioning`` carries per-request inputs for the sampler (e.g. the edit plan of :meth:`edit`).
         """
         t0 = time.perf_counter()
+        _check_callables(progress, cancel)
         request = build_request(
             self.spec, self.engine.samplers, self.engine.guidance,
-            labels=labels, num_images=num_images, seed=seed,
-            guidance=guidance if guidance is not None else self.defaults.get("guidance"),
-            guidance_scale=guidance_scale if guidance_scale is not None else self.defaults.get("guidance_scale"),
-            sampler=sampler or self.defaults.get("sampler"),
-            steps=steps if steps is not None else self.defaults.get("steps"),
-            batch_size=batch_size, output_type=output_type, rng=rng, options=options,
+            labels=labels, num_images=num_images, seed=seed, guidance=guidance, guidance_scale=guidance_scale,
+            sampler=sampler, steps=steps, batch_size=batch_size, output_type=output_type, rng=rng,
+            options=options, defaults=self.defaults, reserved=CALL_ARGUMENTS,
         )
+        if not isinstance(batch_invariant, bool):
+            raise InvalidRequest(f"batch_invariant must be True or False, got {batch_invariant!r}.")
+        initial = self._initial_noise(latents, request.num_images)
+        if request.output_type == "latent" and self.spec.paradigm is Paradigm.ONE_STEP:
+            raise InvalidRequest(f"Model {self.spec.name!r} generates images in one step; it has no latents to "
+                                 f"return. Use output_type='pt', 'np' or 'pil'.")
         sampler_obj = self._make(request.sampler.factory, request.sampler.plugin, "sampler",
                                  **request.sampler_options)
         policy = None
@@ -113,7 +138,7 @@ class Pipeline:
             policy = self._make(request.guidance.factory, request.guidance.plugin, "guidance policy",
                                 scale=request.guidance_scale, **request.guidance_options)
 
-        images, nfe, telemetry, batch_times = [], [], {}, []
+        images, nfe, telemetry, batch_times, drawn = [], [], {}, [], []
         n, bs = request.num_images, (1 if batch_invariant else request.batch_size)
         num_batches = (n + bs - 1) // bs
         for b in range(num_batches):
@@ -122,16 +147,21 @@ class Pipeline:
                              progress=progress, cancel=cancel)
             ctx.check()
             tb = time.perf_counter()
-            out = self._sample_batch(sampler_obj, request, policy, lo, hi, ctx, dict(conditioning or {}))
+            noise = initial[lo:hi] if initial is not None else None
+            out, batch_labels = self._sample_batch(sampler_obj, request, policy, lo, hi, ctx,
+                                                   dict(conditioning or {}), noise)
             batch_times.append(time.perf_counter() - tb)
-            images.append(out.images.detach().float().cpu())
+            images.append(out.images.detach().cpu() if request.output_type == "latent"
+                          else out.images.detach().float().cpu())
             nfe.extend(int(v) for v in out.nfe.tolist())
+            if batch_labels is not None:
+                drawn.extend(batch_labels)
             for key, value in out.telemetry.items():
                 telemetry.setdefault(key, []).append(value)
 
         all_images = torch.cat(images)
         t_convert = time.perf_counter()
-        converted = convert_images(all_images, request.output_type)
+        converted = all_images if request.output_type == "latent" else convert_images(all_images, request.output_type)
         total = time.perf_counter() - t0
         timings = {
             "total_s": total,
@@ -140,17 +170,25 @@ class Pipeline:
             "per_image_s": total / n,
         }
         return GenerationResult(
-            images=converted, seeds=request.seeds, labels=request.labels, nfe=nfe,
+            images=converted, seeds=request.seeds, labels=request.labels or drawn or None, nfe=nfe,
             timings=timings, manifest=self._manifest(request, batch_invariant), telemetry=telemetry,
         )
 
-    def _sample_batch(self, sampler_obj: Any, request: GenerationRequest, policy: Any,
-                      lo: int, hi: int, ctx: RunContext, conditioning: dict[str, Any]) -> SampleOutput:
-        labels = None
+    def _sample_batch(self, sampler_obj: Any, request: GenerationRequest, policy: Any, lo: int, hi: int,
+                      ctx: RunContext, conditioning: dict[str, Any],
+                      noise: torch.Tensor | None) -> tuple[SampleOutput, list[int] | None]:
+        """One batch; random labels are drawn first from the images' own streams (the official order)."""
+        rng = ImageRNG(request.seeds[lo:hi], request.rng)
+        drawn = None
         if request.labels is not None:
             labels = torch.tensor(request.labels[lo:hi], dtype=torch.long, device=self.model.device)
-        batch = SampleBatch(labels=labels, rng=ImageRNG(request.seeds[lo:hi], request.rng),
-                            steps=request.steps, policy=policy, options=conditioning)
+        elif self.spec.num_classes > 0:
+            labels = rng.uniform_labels(self.spec.num_classes).to(self.model.device)
+            drawn = labels.tolist()
+        else:
+            labels = None
+        batch = SampleBatch(labels=labels, rng=rng, steps=request.steps, policy=policy, options=conditioning,
+                            initial_noise=noise, decode=request.output_type != "latent")
         with torch.inference_mode():
             out = sampler_obj.sample(self.model, batch, ctx)
         if not isinstance(out, SampleOutput) or out.images.shape[0] != hi - lo:
@@ -158,7 +196,27 @@ class Pipeline:
                 f"Sampler {request.sampler.name!r} (plugin {request.sampler.plugin!r}) returned "
                 f"{type(out).__name__} without {hi - lo} images; it breaks the sampler contract."
             )
-        return out
+        return out, drawn
+
+    def _initial_noise(self, latents: Any, n: int) -> torch.Tensor | None:
+        """``latents=`` checked against the model's noise shape before any work starts."""
+        if latents is None:
+            return None
+        if self.spec.paradigm is Paradigm.NEXT_SCALE:
+            raise InvalidRequest(f"Model {self.spec.name!r} samples tokens scale by scale; it starts from no noise "
+                                 f"tensor, so latents= does not apply.")
+        shape = tuple(getattr(self.model, "latent_shape", None) or getattr(self.model, "noise_shape", ()))
+        if not isinstance(latents, torch.Tensor):
+            raise InvalidRequest(f"latents must be a torch tensor of shape (N, {', '.join(map(str, shape))}), got "
+                                 f"{type(latents).__name__}.")
+        if latents.dim() == len(shape):
+            latents = latents.unsqueeze(0)
+        if tuple(latents.shape) != (n, *shape) or not latents.is_floating_point():
+            raise InvalidRequest(f"latents must be a float tensor of shape ({n}, {', '.join(map(str, shape))}) "
+                                 f"for {n} image(s); got {tuple(latents.shape)} {latents.dtype}.")
+        if not bool(torch.isfinite(latents).all()):
+            raise InvalidRequest("latents contain NaN or infinite values.")
+        return latents.detach()
 
     @staticmethod
     def _make(factory: Any, plugin: str, what: str, **kwargs: Any) -> Any:

@@ -31,6 +31,7 @@ from .specs import SPEC_TYPES, CommandSpec, Paradigm
 
 ENTRY_POINT_GROUP = "genloom"
 BUILTIN_PLUGINS = (
+    "genloom.plugins.autoencoder",
     "genloom.plugins.builtin_samplers",
     "genloom.plugins.classifiers",
     "genloom.plugins.dimr",

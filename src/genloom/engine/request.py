@@ -9,18 +9,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidRequest, NotRegistered, suggest
+from .options import route_options
 from .registry import Registry
-from .seeding import RNG_MODES, random_labels, seeds_for
+from .seeding import RNG_MODES, seeds_for
 from .specs import GuidanceSpec, ModelSpec, Paradigm, SamplerSpec
 
-OUTPUT_TYPES = ("pil", "pt", "np")
+OUTPUT_TYPES = ("pil", "pt", "np", "latent")
+#: what a Pipeline call can take as generation defaults (``genloom.load(..., sampler=, steps=, ...)``)
+GENERATION_DEFAULTS = ("sampler", "steps", "guidance", "guidance_scale")
 NO_GUIDANCE = (None, "none")
 DEFAULT_MAX_BATCH = 16
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """A checked request; ``as_kwargs()`` gives the arguments that reproduce it."""
+    """A checked request; ``as_kwargs()`` gives the arguments that reproduce it. ``labels`` None on a
+    class-conditional model: drawn from each image's own random stream at sampling time."""
 
     labels: list[int] | None
     seeds: list[int]
@@ -69,34 +73,42 @@ def build_request(
     output_type: str = "pil",
     rng: str = "image",
     options: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    reserved: tuple[str, ...] = (),
 ) -> GenerationRequest:
-    """Check and normalise every argument of ``Pipeline.__call__`` against the model's spec."""
+    """Check and normalise every argument of ``Pipeline.__call__`` against the model's spec.
+
+    The one place defaults are decided: an argument given here, else the pipeline's ``defaults`` (set at
+    ``genloom.load``), else the model spec's, else the sampler's."""
     options = dict(options or {})
+    defaults = defaults or {}
+    guidance = guidance if guidance is not None else defaults.get("guidance")
+    guidance_scale = guidance_scale if guidance_scale is not None else defaults.get("guidance_scale")
+    sampler = sampler if sampler is not None else defaults.get("sampler")
+    steps = steps if steps is not None else defaults.get("steps")
     count = _count(num_images, "num_images", allow_none=True)
     label_list = _labels(spec, labels, count)
     n = len(label_list) if label_list is not None else (count if count is not None else 1)
     seeds = seeds_for(seed, n)
-    if label_list is None and spec.num_classes > 0:
-        label_list = random_labels(seeds, spec.num_classes)
 
-    if output_type not in OUTPUT_TYPES:
+    if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
         raise InvalidRequest(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
     if rng not in RNG_MODES:
         raise InvalidRequest(f"rng must be one of {RNG_MODES}, got {rng!r}.")
 
     scale = _scale(guidance_scale)
     policy = _policy(spec, policies, guidance, scale)
-    if policy is not None and scale is None and guidance is None:
+    if policy is not None and scale is None and policy.name == spec.default_guidance:
         scale = spec.default_guidance_scale  # the model's own default policy comes with its default scale
     sampler_spec = _sampler(spec, samplers, sampler)
     steps_n = _steps(spec, sampler_spec, steps)
     bs = _count(batch_size, "batch_size", allow_none=True) or min(n, DEFAULT_MAX_BATCH)
 
-    guidance_options = {k: options.pop(k) for k in list(options) if policy and k in policy.parameters}
+    guidance_options, sampler_options = route_options(options, policy, sampler_spec, reserved)
     return GenerationRequest(
         labels=label_list, seeds=seeds, sampler=sampler_spec, steps=steps_n, batch_size=bs,
         output_type=output_type, rng=rng, guidance=policy, guidance_scale=scale,
-        guidance_options=guidance_options, sampler_options=options,
+        guidance_options=guidance_options, sampler_options=sampler_options,
     )
 
 
@@ -142,7 +154,7 @@ def _one_label(spec: ModelSpec, label: Any) -> int:
         names = list(spec.class_names)
         if label in names:
             return names.index(label)
-        if label.strip().lstrip("-").isdigit():
+        if is_integer_text(label):
             label = int(label)
         else:
             known = ", ".join(names) if names else "this model has no class names; use integers"
@@ -230,9 +242,15 @@ def _steps(spec: ModelSpec, sampler: SamplerSpec, steps: Any) -> int:
     assert n is not None
     if spec.paradigm is Paradigm.ONE_STEP and n != 1:
         raise InvalidRequest(f"Model {spec.name!r} generates in one step; drop steps= (got {n}).")
-    if spec.paradigm is Paradigm.NEXT_SCALE and n != 1:
+    if spec.paradigm is Paradigm.NEXT_SCALE and spec.default_steps and n != spec.default_steps:
         raise InvalidRequest(
-            f"Model {spec.name!r} predicts one scale per pass; its steps are the scales of its schedule. Drop "
-            f"steps= (got {n}); a different schedule needs a model trained for it (config=)."
+            f"Model {spec.name!r} predicts one scale per step and has {spec.default_steps} scales: steps must be "
+            f"{spec.default_steps} (got {n}); a different schedule needs a model trained for it (config=)."
         )
     return n
+
+
+def is_integer_text(text: str) -> bool:
+    """``"3"``, ``"-1"``, ``" 12 "``: ASCII digits only (``int()`` would also take ``"٣"`` and choke on ``"²"``)."""
+    body = text.strip().removeprefix("-")
+    return body.isascii() and body.isdigit()

@@ -8,7 +8,7 @@ does (used to reproduce recorded official runs; then the batch split matters).
 
 from __future__ import annotations
 
-import random
+import numbers
 import secrets
 from collections.abc import Sequence
 
@@ -24,24 +24,21 @@ def seeds_for(seed: int | Sequence[int] | None, count: int) -> list[int]:
     """One seed per image: ``seed + i`` from an int, the list itself, or fresh random ones for ``None``."""
     if seed is None:
         seed = secrets.randbelow(2**31)
-    if isinstance(seed, bool):
-        raise InvalidRequest(f"seed must be an int or a list of ints, got {seed!r}.")
-    if isinstance(seed, int):
+    if hasattr(seed, "tolist") and not isinstance(seed, numbers.Integral):
+        seed = seed.tolist()  # numpy arrays and torch tensors of seeds
+    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, Sequence)) or isinstance(seed, (str, bytes)):
+        raise InvalidRequest(f"seed must be a whole number or a list of them, got {seed!r}.")
+    if isinstance(seed, numbers.Integral):
         if not 0 <= seed <= MAX_SEED - count:
             raise InvalidRequest(f"seed must be between 0 and {MAX_SEED - count}, got {seed}.")
-        return [seed + i for i in range(count)]
+        return [int(seed) + i for i in range(count)]
     seeds = list(seed)
     if len(seeds) != count:
         raise InvalidRequest(f"Got {len(seeds)} seeds for {count} images; give one seed per image, or a single int.")
     for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
-            raise InvalidRequest(f"Every seed must be an int between 0 and {MAX_SEED}; got {s!r}.")
-    return seeds
-
-
-def random_labels(seeds: Sequence[int], num_classes: int) -> list[int]:
-    """A label per image drawn from its own seed (a stream separate from the noise)."""
-    return [random.Random(f"genloom-label-{s}").randrange(num_classes) for s in seeds]
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 0 <= s <= MAX_SEED:
+            raise InvalidRequest(f"Every seed must be a whole number between 0 and {MAX_SEED}; got {s!r}.")
+    return [int(s) for s in seeds]
 
 
 class ImageRNG:
@@ -67,15 +64,6 @@ class ImageRNG:
             out = torch.stack([torch.randn(tuple(shape), generator=g) for g in self.generators])
         else:
             out = torch.randn((len(self.seeds), *shape), generator=self.generators[0])
-        return out.to(device=device, dtype=dtype)
-
-    def rand(self, shape: Sequence[int], device: torch.device | str = "cpu",
-             dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Uniform [0, 1) noise of shape ``(B, *shape)``."""
-        if self.mode == "image":
-            out = torch.stack([torch.rand(tuple(shape), generator=g) for g in self.generators])
-        else:
-            out = torch.rand((len(self.seeds), *shape), generator=self.generators[0])
         return out.to(device=device, dtype=dtype)
 
     def multinomial(self, probs: torch.Tensor) -> torch.Tensor:

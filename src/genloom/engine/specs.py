@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .options import Option
+
 
 class Paradigm(str, Enum):
     """How a family turns noise and labels into an image; it selects the sampler loop."""
@@ -26,6 +28,9 @@ class ModelSpec:
     `factory(options)` receives a :class:`genloom.engine.pipeline.LoadOptions` and returns a
     :class:`genloom.engine.model.GenerativeModel`. `default_weights` is what `load(name)` uses when the
     user gives no `weights=`: an embedded asset name (``asset:<file>``), a path, or a hub id (``hf://...``).
+    ``load_options`` declares the family's own keywords of ``genloom.load`` (``vae=``, ``num_heads=``…): they are
+    checked before the factory runs, and the CLI (``--vae``, ``--load-option``) and the UI derive from them.
+    ``default_steps`` of a next-scale model is its number of scales.
     """
 
     name: str
@@ -41,36 +46,42 @@ class ModelSpec:
     default_guidance: str | None = None
     default_guidance_scale: float | None = None
     default_steps: int | None = None
+    load_options: tuple[Option, ...] = ()
     plugin: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def supports_null_class(self) -> bool:
-        return self.null_class is not None
 
 
 @dataclass(frozen=True)
 class GuidanceSpec:
-    """A guidance policy; `factory(**params)` returns the policy object the sampler drives."""
+    """A guidance policy; `factory(scale=..., **options)` returns the policy object the sampler drives.
+
+    ``options`` declares every keyword the factory takes besides ``scale`` (see :mod:`genloom.engine.options`):
+    the API validates requests against it, the CLI and the UI derive their help and forms from it."""
 
     name: str
     factory: Callable[..., Any]
     description: str = ""
     paradigms: frozenset[Paradigm] = frozenset({Paradigm.DIFFUSION, Paradigm.NEXT_SCALE})
     requires: frozenset[str] = frozenset()
-    parameters: Mapping[str, Any] = field(default_factory=dict)
+    options: tuple[Option, ...] = ()
     plugin: str = ""
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """A sampling loop for one paradigm; `factory(**options)` returns an object with `sample(...)`."""
+    """A sampling loop for one paradigm; `factory(**options)` returns an object with `sample(...)`.
+
+    ``options`` declares its keywords; ``open_options`` lets undeclared ones through to the factory, which then
+    checks them itself (diffusers scheduler config overrides)."""
 
     name: str
     factory: Callable[..., Any]
     paradigm: Paradigm
     description: str = ""
     default_steps: int = 1
+    options: tuple[Option, ...] = ()
+    open_options: bool = False
     plugin: str = ""
 
 

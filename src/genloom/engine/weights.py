@@ -236,7 +236,7 @@ def build_and_load(
     still_meta = [n for n, t in list(module.named_parameters()) + list(module.named_buffers()) if t.is_meta]
     if still_meta:
         raise WeightsError(f"Parameters left uninitialised after loading: {still_meta[:MAX_LISTED_DIFFERENCES]}.")
-    module.to(device=device, dtype=dtype)
+    module.to(device=device) if dtype is None else module.to(device=device, dtype=dtype)
     return module.eval().requires_grad_(False)
 
 
@@ -250,3 +250,23 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata=dict(metadata or {}))
     return out
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a safetensors file (empty for other formats): self-describing assets keep their
+    configuration there."""
+    p = Path(path)
+    if p.suffix not in SAFETENSORS_SUFFIXES:
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except Exception as exc:  # noqa: BLE001 - any read failure is a corrupt file to the user
+        raise WeightsError(f"Checkpoint {p.name!r} is corrupted or truncated ({type(exc).__name__}: {exc}).") from exc
+
+
+def float32_state(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating-point tensors as float32 (half-precision checkpoints load into float32 networks), others as-is."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}

@@ -17,6 +17,8 @@ _LAZY = {
     "precision_recall": "genloom.eval.metrics",
     "class_accuracy": "genloom.eval.metrics",
     "inception_metrics": "genloom.eval.inception",
+    "colour_report": "genloom.eval.colour",
+    "hue_histogram": "genloom.eval.colour",
 }
 
 

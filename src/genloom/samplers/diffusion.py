@@ -21,7 +21,7 @@ from ..engine.guidance import StepInfo
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
 from .branches import guided
-from .parameterisation import to_x0
+from ..engine.parameterisation import to_x0
 
 DIFFUSERS_PREDICTION = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
 _IMPORT_LOCK = threading.Lock()
@@ -136,7 +136,7 @@ class DiffusionSampler:
         sched.set_timesteps(batch.steps, device=model.device)
         b = len(batch)
         noise_sigma = getattr(sched, "init_noise_sigma", 1.0)  # flow matching has none: x_1 is the noise
-        x = batch.rng.randn(model.latent_shape, device=model.device, dtype=model.dtype) * noise_sigma
+        x = batch.noise(model.latent_shape, device=model.device, dtype=model.dtype) * noise_sigma
         alphas_cumprod = None if schedule.prediction_type == "flow" else torch.cumprod(1 - schedule.betas(), dim=0)
         state = batch.policy.init_state(b) if batch.policy is not None else None
         step_kwargs = {"generator": batch.rng.generators} if "generator" in inspect.signature(sched.step).parameters \
@@ -163,7 +163,7 @@ class DiffusionSampler:
             x = sched.step(pred, t, x, **step_kwargs).prev_sample
             nfe += used
             ctx.step_done(i + 1, len(timesteps), preview=preview)
-        return SampleOutput(images=model.decode(x), nfe=nfe)
+        return SampleOutput(images=batch.finish(model, x), nfe=nfe)
 
 
 def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, alphas_cumprod: torch.Tensor | None,

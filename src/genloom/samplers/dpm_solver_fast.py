@@ -82,10 +82,10 @@ class DPMSolverFast:
         if schedule.prediction_type != "eps":
             raise InvalidRequest(f"Sampler 'dpm-solver-fast' needs an eps-prediction model, got "
                                  f"{schedule.prediction_type!r}; use a diffusers sampler (e.g. 'dpm++2m').")
-        x = batch.rng.randn(model.latent_shape, device=model.device, dtype=model.dtype)
+        x = batch.noise(model.latent_shape, device=model.device, dtype=model.dtype)
         out = dpm_solver_fast(model, x, batch.labels, batch.steps, batch.policy, t_end=self.t_end,
                               on_update=lambda done, total: ctx.step_done(done, total), check=ctx.check)
-        return SampleOutput(images=model.decode(out.x), nfe=out.nfe, telemetry={"nfe_time": out.times})
+        return SampleOutput(images=batch.finish(model, out.x), nfe=out.nfe, telemetry={"nfe_time": out.times})
 
 
 @dataclass

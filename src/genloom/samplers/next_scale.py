@@ -101,6 +101,7 @@ def sample_next_scale(
     on_scale: Callable[[int, int], None] | None = None,
     edit: EditPlan | None = None,
     kv_cache: bool = True,
+    decode: bool = True,
 ) -> NextScaleResult:
     """Generate ``len(rng)`` images.
 
@@ -110,7 +111,8 @@ def sample_next_scale(
     ``labels=None`` draws labels from ``rng`` first (the official order); a label equal to ``num_classes`` is the
     null class. ``edit``: zero-shot editing, the kept tokens of each scale come from a source image.
     ``on_scale(k, K)`` runs after each scale. ``kv_cache=False`` recomputes every coarser scale at each step (the
-    reference the cache is measured against).
+    reference the cache is measured against). ``decode=False`` returns the final f̂ (the VQVAE decoder's input)
+    as ``images``.
     """
     pns = model.patch_nums
     num_scales = len(pns)
@@ -171,7 +173,7 @@ def sample_next_scale(
                 on_scale(k + 1, num_scales)
     finally:
         model.kv_caching(False)
-    return NextScaleResult(images=model.decode(f_hat), indices=indices, guided_logits=kept, labels=labels,
+    return NextScaleResult(images=model.decode(f_hat) if decode else f_hat, indices=indices, guided_logits=kept, labels=labels,
                            passes=num_scales * copies)
 
 
@@ -230,7 +232,7 @@ class NextScaleSampler:
         ctx.check()
         out = sample_next_scale(model, batch.labels, batch.rng, guidance=batch.policy, top_k=self.top_k,
                                 top_p=self.top_p, more_smooth=self.more_smooth, on_scale=on_scale,
-                                edit=batch.options.get("edit"))
+                                edit=batch.options.get("edit"), decode=batch.decode)
         nfe = torch.full((len(batch),), out.passes, dtype=torch.long)
         return SampleOutput(images=out.images, nfe=nfe, telemetry={"indices": [i.cpu() for i in out.indices]})
 

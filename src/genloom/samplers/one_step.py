@@ -27,7 +27,7 @@ class OneStepSampler:
 
     def sample(self, model: OneStepModel, batch: SampleBatch, ctx: RunContext) -> SampleOutput:
         ctx.check()
-        noise = batch.rng.randn(model.noise_shape, device=model.device, dtype=model.dtype)
+        noise = batch.noise(model.noise_shape, device=model.device, dtype=model.dtype)
         images = model.generate(noise, batch.labels)
         ctx.step_done(1, 1)
         return SampleOutput(images=images, nfe=torch.ones(len(batch), dtype=torch.long))

@@ -84,7 +84,7 @@ class GenerationService:
         if policy in (None, "", "none"):
             return "No guidance: one network evaluation per step."
         spec = self.engine.guidance[policy]
-        lines = [f"**{spec.name}** — {spec.description}"] + [f"- `{k}`: {v}" for k, v in spec.parameters.items()]
+        lines = [f"**{spec.name}** — {spec.description}"] + [f"- `{o.describe()}`" for o in spec.options]
         return "\n".join(lines)
 
     def plugin_rows(self) -> list[list[str]]:

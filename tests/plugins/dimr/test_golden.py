@@ -145,7 +145,7 @@ def test_official_pth_loads_through_the_api_in_latent_space(tmp_path):
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    vae = AutoencoderKL(**dict(genloom.plugins.dimr.model.SD_VAE_CONFIG, **_tiny_vae_config()))
+    vae = AutoencoderKL(**dict(genloom.engine.autoencoder.SD_VAE_CONFIG, **_tiny_vae_config()))
     vae_path = save_state_dict(vae.state_dict(), tmp_path / "vae.safetensors")
     pipe = genloom.load("dimr", weights=GOLDEN / "dimr_tiny2r.pth", num_heads=4, vae=vae_path,
                         vae_config=_tiny_vae_config())

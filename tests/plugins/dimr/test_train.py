@@ -25,7 +25,7 @@ def test_a_few_training_steps_give_reproducible_loadable_weights(tmp_path):
 def test_training_targets_invert_to_the_data_and_noise_the_sampler_recovers():
     from genloom.engine.guidance import StepInfo
     from genloom.plugins.dimr.train import training_target
-    from genloom.samplers.parameterisation import to_eps, to_x0
+    from genloom.engine.parameterisation import to_eps, to_x0
 
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(3, 3, 8, 8, generator=g), torch.randn(3, 3, 8, 8, generator=g)
@@ -48,3 +48,38 @@ def test_min_snr_weight_caps_the_data_space_weight_at_gamma():
     torch.testing.assert_close(min_snr_weight(abar, 5.0, "eps") * snr, snr.clamp(max=5.0))  # ε-loss = SNR·x0-loss
     torch.testing.assert_close(min_snr_weight(abar, 5.0, "v") * (snr + 1), snr.clamp(max=5.0))  # v: (SNR+1)·x0
     assert torch.equal(min_snr_weight(abar, None, "v"), torch.ones(3))
+
+
+def test_latent_training_on_an_autoencoder_resumes_bit_identically_and_loads(tmp_path):
+    from genloom.plugins.autoencoder.settings import AutoencoderSettings
+    from genloom.plugins.autoencoder.train import train_shapes_ae
+
+    quiet = lambda _: None  # noqa: E731
+    ae = train_shapes_ae(tmp_path / "ae", AutoencoderSettings(train_size=16, batch_size=4, steps=1), log=quiet)
+    s = TrainSettings(steps=4, train_size=32, batch_size=4, vae=str(ae), checkpoint_every=2, diagnose_every=2)
+    lines: list[str] = []
+    a = train_dimr_shapes(tmp_path / "a", s, log=lines.append)
+    assert any("right / null / wrong label" in line for line in lines)
+    b = train_dimr_shapes(tmp_path / "b", s, resume=str(tmp_path / "a" / "dimr_shapes_state.safetensors"), log=quiet)
+    sa, sb = load_file(a), load_file(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    pipe = genloom.load("dimr", weights=a, vae=ae, num_heads=4, noise_schedule=SHAPES_NOISE)
+    assert pipe.spec.image_size == 32 and pipe.model.latent_shape == (4, 8, 8)
+    assert pipe.model.vae_scale != 0.18215  # the autoencoder's own scaling factor, from its metadata
+    res = pipe(labels=[3], seed=0, sampler="ddim", steps=2, output_type="pt")
+    assert res.images.shape == (1, 3, 32, 32)
+
+
+def test_label_gap_is_zero_for_a_network_without_a_class_token_effect():
+    from genloom.plugins.dimr.network import DiMRNetwork
+    from genloom.plugins.dimr.train import SHAPES_LATENT_DIMR, SHAPES_SCHEDULE, label_gap
+
+    torch.manual_seed(0)
+    net = DiMRNetwork(SHAPES_LATENT_DIMR).eval()
+    for stage in net.stages:
+        if hasattr(stage, "class_embeds"):
+            torch.nn.init.zeros_(stage.class_embeds.weight)  # every label the same token: no gap possible
+    abar = torch.cumprod(1 - SHAPES_SCHEDULE.betas().float(), 0)
+    gaps = label_gap(net, torch.randn(4, 4, 8, 8), torch.tensor([0, 1, 2, 3]), abar, 10, timesteps=(500,))
+    right, null, wrong = gaps[500]
+    assert right == null == wrong

@@ -59,14 +59,14 @@ def test_per_image_seeds_and_no_guidance(pipe):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"top_k": 5000}, "exceeds the vocabulary"),
-    ({"top_k": -1}, "top_k must be"),
-    ({"top_p": 0.0}, r"top_p must lie in \(0, 1\]"),
-    ({"top_p": 1.5}, r"top_p must lie in \(0, 1\]"),
+    ({"top_k": -1}, r"option 'top_k' of sampler 'next-scale' must lie in \[0, inf\)"),
+    ({"top_p": 0.0}, r"top_p' of sampler 'next-scale' must lie in \(0, 1\]"),
+    ({"top_p": 1.5}, r"top_p' of sampler 'next-scale' must lie in \(0, 1\]"),
     ({"labels": [1000]}, "out of range"),
-    ({"steps": 5}, "one scale per pass"),
-    ({"guidance": "cfg"}, "needs guidance_scale"),
+    ({"steps": 99}, r"scales: steps must be \d+ \(got 99\)"),
     ({"guidance_scale": float("nan")}, "finite"),
-    ({"guidance": "cfg", "guidance_scale": 2.0, "schedule": "cosine"}, "schedule must be one of"),
+    ({"guidance": "cfg", "guidance_scale": 2.0, "schedule": "cosine"},
+     "option 'schedule' of policy 'cfg' must be one of"),
 ])
 def test_bad_requests(pipe, kwargs, message):
     with pytest.raises(InvalidRequest, match=message):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...engine.hookspecs import hookimpl
+from ...engine.options import Option
 from ...engine.specs import CommandSpec, ModelSpec, Paradigm
 
 GENLOOM_PLUGIN_API = "1.0"
@@ -22,6 +23,14 @@ OFFICIAL_W = 1.4  # the released config: eps_c + 0.4·(eps_c − eps_u)
 # dimr-shapes works on 32 px pixels, so it is trained with the cosine schedule and the v target (the released
 # models: SD's scaled linear betas on latents, ε)
 SHAPES_NOISE = {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}
+LOAD_OPTIONS = (
+    Option("vae", "path", None, "the AutoencoderKL of a latent model (path, hf://… or asset:…)"),
+    Option("vae_config", "dict", None, "AutoencoderKL config overrides (default: the file's own, else SD KL-f8)"),
+    Option("num_heads", "int", None, "attention heads of the Transformer stages (not in the checkpoint's shapes; "
+           "default 16)", minimum=1),
+    Option("noise_schedule", "dict", None, "NoiseSchedule fields the model was trained with (beta_schedule, "
+           "prediction_type, ...)"),
+)
 
 
 def _build(options: Any) -> Any:
@@ -38,13 +47,13 @@ def register_models(register) -> None:  # type: ignore[no-untyped-def]
             description=f"DiMR {name[5:].upper()} ({params} params), ImageNet 256 (official weights: {HUB}/{file})",
             num_classes=1000, null_class=1000, image_size=256, default_weights=f"{HUB}/{file}",
             default_sampler="dpm-solver-fast", default_steps=250, default_guidance="cfg",
-            default_guidance_scale=OFFICIAL_W, extra={"vae": SD_VAE, "official": name}))
+            default_guidance_scale=OFFICIAL_W, load_options=LOAD_OPTIONS, extra={"vae": SD_VAE, "official": name}))
     register(ModelSpec(
         name="dimr", factory=_build, paradigm=Paradigm.DIFFUSION,
         description="any DiMR checkpoint: weights=, optional config=DiMRConfig, num_heads=, vae= (latent models), "
                     "noise_schedule= (dict of NoiseSchedule fields)",
         num_classes=1000, null_class=1000, image_size=256, default_sampler="dpm-solver-fast", default_steps=50,
-        default_guidance="cfg", default_guidance_scale=OFFICIAL_W))
+        default_guidance="cfg", default_guidance_scale=OFFICIAL_W, load_options=LOAD_OPTIONS))
 
 
 @hookimpl

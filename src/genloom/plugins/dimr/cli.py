@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+
+from ...cli.settings import settings_from_options, settings_options
+from .settings import DiMRTrainSettings
 
 
 @click.command("dimr")
 @click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for dimr_shapes.safetensors.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--steps", default=5000, show_default=True)
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--train-size", default=20_000, show_default=True)
-@click.option("--init", default=None, type=click.Path(dir_okay=False), help="Fine-tune from these weights.")
-@click.option("--lr", default=1e-3, show_default=True)
-@click.option("--checkpoint-every", default=0, show_default=True, help="Also save the EMA weights every N steps.")
-@click.option("--threads", default=2, show_default=True, help="torch threads (results are reproducible per count).")
-def train_dimr(out: str, seed: int, steps: int, batch_size: int, train_size: int, init: str | None, lr: float,
-               checkpoint_every: int, threads: int) -> None:
+              help="Folder for dimr_shapes.safetensors, its checkpoints and resumable states.")
+@click.option("--resume", default=None, type=click.Path(dir_okay=False),
+              help="Continue from a dimr_shapes_state.safetensors written by an earlier leg.")
+@click.option("--threads", default=1, show_default=True, help="torch threads (results are reproducible per count).")
+@settings_options(DiMRTrainSettings)
+def train_dimr(out: str, resume: str | None, threads: int, **options: Any) -> None:
     """Train the embedded DiMR default on the shapes dataset (EMA weights are saved)."""
-    import torch
+    from ...training import quiet_threads
 
-    from .train import TrainSettings, train_dimr_shapes
+    quiet_threads(threads)
+    from .train import train_dimr_shapes
 
-    torch.set_num_threads(threads)
-    train_dimr_shapes(out, TrainSettings(seed=seed, steps=steps, batch_size=batch_size, train_size=train_size,
-                                                   init=init, lr=lr, checkpoint_every=checkpoint_every),
-                      log=click.echo)
+    train_dimr_shapes(out, settings_from_options(DiMRTrainSettings, options), resume=resume, log=click.echo)

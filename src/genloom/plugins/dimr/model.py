@@ -3,6 +3,7 @@ in pixel space or in the latent space of a diffusers ``AutoencoderKL``, and its 
 
 from __future__ import annotations
 
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ import torch
 
 from ...engine import weights
 from ...engine.errors import WeightsError
+from ...engine.autoencoder import SD_VAE_SCALE
 from ...engine.model import GenerativeModel
 from ...samplers.diffusion import NoiseSchedule
 from .config import DiMRConfig, infer_dimr_config
@@ -19,13 +21,6 @@ from .network import DiMRNetwork, tau_from_time
 # the official training schedule: SD "scaled linear" betas, ε-prediction, DiMR time n = diffusers timestep + 1
 DIMR_SCHEDULE = NoiseSchedule(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
                               beta_end=0.012, prediction_type="eps", timestep_offset=1)
-SD_VAE_SCALE = 0.18215
-SD_VAE_CONFIG = {"in_channels": 3, "out_channels": 3, "latent_channels": 4,
-                 "block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32,
-                 "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4,
-                 "sample_size": 256}
-
-
 @dataclass
 class DiMRModel(GenerativeModel):
     """Implements the diffusion-model protocol; ``networks["vae"]`` present means latent space."""
@@ -59,14 +54,10 @@ class DiMRModel(GenerativeModel):
         return vae.decode(latents / self.vae_scale).sample.clamp(-1, 1)  # type: ignore[operator]
 
 
-def _float32(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
-
-
 def load_dimr(sd: Mapping[str, torch.Tensor], config: DiMRConfig | None = None, num_heads: int | None = None,
               device: Any = "cpu", dtype: torch.dtype | None = None) -> tuple[DiMRNetwork, DiMRConfig]:
     """Build on the meta device from an official-layout state dict and load strictly."""
-    sd = _float32(sd)
+    sd = weights.float32_state(sd)
     if config is None:
         config = infer_dimr_config(sd, num_heads=num_heads)
     elif not isinstance(config, DiMRConfig):
@@ -74,13 +65,3 @@ def load_dimr(sd: Mapping[str, torch.Tensor], config: DiMRConfig | None = None, 
     net = weights.build_and_load(lambda: DiMRNetwork(config), sd, device=device, dtype=dtype,
                                  what="DiMR checkpoint")
     return net, config
-
-
-def load_autoencoder(sd: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None = None,
-                     device: Any = "cpu", dtype: torch.dtype | None = None) -> torch.nn.Module:
-    """A diffusers ``AutoencoderKL`` (SD KL-f8 config unless ``config`` says otherwise), strictly loaded."""
-    from diffusers import AutoencoderKL
-
-    cfg = dict(SD_VAE_CONFIG, **(config or {}))
-    return weights.build_and_load(lambda: AutoencoderKL(**cfg), _float32(sd), device=device, dtype=dtype,
-                                  what="AutoencoderKL checkpoint")

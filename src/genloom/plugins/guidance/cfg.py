@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -20,9 +20,7 @@ import torch
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, StepInfo
 
-SCHEDULES = ("constant", "linear", "step_window", "sigma_window", "power_cosine")
-FORMULATIONS = ("imagen", "original")
-RESCALE_SPACES = ("native", "x0")
+from .declarations import FORMULATIONS, RESCALE_SPACES, SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -41,8 +39,9 @@ class CFG:
 
     @classmethod
     def create(cls, scale: float | None = None, schedule: str | None = None, formulation: str = "imagen",
-               start: float = 0.0, stop: float = 1.0, sigma_lo: float = 0.0, sigma_hi: float = math.inf,
+               start: float = 0.0, stop: float = 1.0, sigma_lo: float = 0.0, sigma_hi: float | None = None,
                power: float = 1.0, rescale: float = 0.0, rescale_space: str = "native") -> CFG:
+        sigma_hi = math.inf if sigma_hi is None else sigma_hi
         if formulation not in FORMULATIONS:
             raise InvalidRequest(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
         if schedule is not None and schedule not in SCHEDULES:
@@ -106,8 +105,13 @@ class CFG:
         return None
 
     def request(self, info: StepInfo, state: None) -> list[BranchRequest]:
-        # a cached (next-scale) model needs the unconditional rows from the start to fill their KV cache
-        if info.cached or self.strength(info) != 0.0:
+        # a cached (next-scale) model needs the unconditional rows from the start to fill their KV cache, unless
+        # no step of the schedule uses them (w = 1): then they never cost anything
+        if info.cached:
+            needed = any(self.strength(replace(info, step=k)) != 0.0 for k in range(info.num_steps))
+        else:
+            needed = self.strength(info) != 0.0
+        if needed:
             return [BranchRequest("uncond", rows=torch.ones(info.batch_size, dtype=torch.bool), null=True)]
         return []
 
@@ -123,7 +127,7 @@ class CFG:
 
     def _rescaled(self, guided: torch.Tensor, outputs: BranchOutputs) -> torch.Tensor:
         """Lin et al. 2023: match the guided prediction's per-sample std to the conditional one's."""
-        from ...samplers.parameterisation import from_x0, to_x0
+        from ...engine.parameterisation import from_x0, to_x0
 
         cond = outputs["cond"]
         if self.rescale_space == "x0":

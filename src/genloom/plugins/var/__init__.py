@@ -11,6 +11,7 @@ from typing import Any
 
 from ...data.constants import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from ...engine.hookspecs import hookimpl
+from ...engine.options import Option
 from ...engine.specs import CommandSpec, ModelSpec, Paradigm
 
 GENLOOM_PLUGIN_API = "1.0"
@@ -22,6 +23,9 @@ DEFAULT_W = 2.5  # the official FID setting cfg=1.5 (original formulation), as a
 # accuracy over a sweep of settings (BENCHMARKS.md)
 SHAPES_WEIGHTS, SHAPES_VAE = "asset:var_shapes.safetensors", "asset:var_shapes_vae.safetensors"
 SHAPES_W = 5.0
+OFFICIAL_SCALES = 10  # both official schedules (256 and 512 px) have ten scales
+SHAPES_SCALES = 6  # 1-2-3-4-6-8
+LOAD_OPTIONS = (Option("vae", "path", None, "the multi-scale VQVAE checkpoint (path, hf://… or asset:…)"),)
 
 
 def _build(options: Any) -> Any:
@@ -38,18 +42,19 @@ def register_models(register) -> None:  # type: ignore[no-untyped-def]
             description=f"VAR depth {depth}, ImageNet {size}px (official weights: {HUB}/var_d{depth}.pth)",
             num_classes=1000, null_class=1000, image_size=size, default_weights=f"{HUB}/var_d{depth}.pth",
             default_sampler="next-scale", default_guidance="cfg", default_guidance_scale=DEFAULT_W,
-            extra={"vae": OFFICIAL_VAE}))
+            default_steps=OFFICIAL_SCALES, load_options=LOAD_OPTIONS, extra={"vae": OFFICIAL_VAE}))
     register(ModelSpec(
         name="var-shapes", factory=_build, paradigm=Paradigm.NEXT_SCALE,
         description="VAR trained in this repo on the embedded shapes dataset (32 px, scales 1-2-3-4-6-8, embedded)",
         num_classes=NUM_CLASSES, null_class=NUM_CLASSES, image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
         default_weights=SHAPES_WEIGHTS, default_sampler="next-scale", default_guidance="cfg",
-        default_guidance_scale=SHAPES_W, extra={"vae": SHAPES_VAE}))
+        default_guidance_scale=SHAPES_W, default_steps=SHAPES_SCALES, load_options=LOAD_OPTIONS,
+        extra={"vae": SHAPES_VAE}))
     register(ModelSpec(
         name="var", factory=_build, paradigm=Paradigm.NEXT_SCALE,
         description="any VAR checkpoint: weights=VAR file, vae=VQVAE file, optional config=VARConfig",
         num_classes=1000, null_class=1000, image_size=256, default_sampler="next-scale", default_guidance="cfg",
-        default_guidance_scale=DEFAULT_W))
+        default_guidance_scale=DEFAULT_W, load_options=LOAD_OPTIONS))
 
 
 @hookimpl

@@ -6,24 +6,22 @@ from dataclasses import replace
 from typing import Any
 
 from ...engine import weights
-from ...engine.errors import InvalidRequest, WeightsError
+from ...engine.errors import WeightsError
 from .model import VARModel, load_var
 
 
 def build(options: Any) -> VARModel:
-    unknown = set(options.extra) - {"vae"}
-    if unknown:
-        raise InvalidRequest(f"Unknown load option(s) for VAR: {sorted(unknown)}; VAR takes vae= and config=.")
     if options.weights is None:
-        raise WeightsError(f"Model {options.name!r} needs weights=: the VAR transformer checkpoint (.pth/.safetensors).")
+        raise WeightsError(f"Model {options.name!r} needs weights (weights=, CLI --weights): the VAR transformer "
+                           f"checkpoint (.pth/.safetensors).")
     vae_ref = options.extra.get("vae") or options.spec.extra.get("vae")
     if vae_ref is None:
-        raise WeightsError("VAR needs its multi-scale VQVAE: pass vae= (e.g. vae_ch160v4096z32.pth).")
+        raise WeightsError("VAR needs its multi-scale VQVAE: pass vae= (CLI --vae), e.g. vae_ch160v4096z32.pth.")
     vae_file = weights.resolve(vae_ref)
     var_sd = weights.read_state_dict(options.weights.path)
     vae_sd = weights.read_state_dict(vae_file.path)
     var, vae, config = load_var(var_sd, vae_sd, options.config, device=options.device, dtype=options.dtype)
     spec = replace(options.spec, num_classes=config.num_classes, null_class=config.num_classes,
-                   image_size=config.image_size)
+                   image_size=config.image_size, default_steps=len(config.patch_nums))
     return VARModel(spec=spec, networks={"var": var, "vae": vae}, weights=[options.weights, vae_file],
                     config=config)

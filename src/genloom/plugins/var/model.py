@@ -77,11 +77,6 @@ class VARModel(GenerativeModel):
         return EditPlan(indices=[i.cpu() for i in indices], keep=keep_masks(mask, self.patch_nums))
 
 
-def _float32(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Upcast half-precision checkpoints (lossless) so the network runs in float32 by default."""
-    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
-
-
 def _vae_state(sd: dict[str, torch.Tensor], config: VARConfig) -> dict[str, torch.Tensor]:
     """The VQVAE's training-only usage buffer is (K, V) for the K it was trained with; take ours when K differs
     (as the official loader does), without mutating the caller's dict."""
@@ -96,7 +91,7 @@ def _vae_state(sd: dict[str, torch.Tensor], config: VARConfig) -> dict[str, torc
 def load_var(var_sd: Mapping[str, torch.Tensor], vae_sd: Mapping[str, torch.Tensor], config: VARConfig | None,
              device: Any = "cpu", dtype: torch.dtype | None = None) -> tuple[VARTransformer, VQVAE, VARConfig]:
     """Build both networks on the meta device from official-layout state dicts, strictly checked."""
-    var_sd, vae_sd = _float32(var_sd), _float32(vae_sd)
+    var_sd, vae_sd = weights.float32_state(var_sd), weights.float32_state(vae_sd)
     if config is None:
         config = infer_var_config(var_sd, infer_vqvae_config(vae_sd))
     elif not isinstance(config, VARConfig):

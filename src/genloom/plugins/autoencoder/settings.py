@@ -1,0 +1,35 @@
+"""Settings of `genloom train autoencoder` (torch-free: the CLI builds its options from them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: shapes-ae: a diffusers AutoencoderKL, 32×32×3 ↔ 8×8×4 (chosen by measurement, see BENCHMARKS.md)
+SHAPES_AE_CONFIG = {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "block_out_channels": [32, 64, 64],
+                    "layers_per_block": 1, "norm_num_groups": 16, "sample_size": 32,
+                    "down_block_types": ["DownEncoderBlock2D"] * 3, "up_block_types": ["UpDecoderBlock2D"] * 3,
+                    "mid_block_add_attention": False}
+
+
+@dataclass
+class AutoencoderSettings:
+    seed: int = field(default=0, metadata={"help": "Seed of the initialisation and of the data order."})
+    steps: int = field(default=1500, metadata={"help": "Optimisation steps in all (legs add up to this)."})
+    batch_size: int = field(default=32, metadata={"help": "Images per step."})
+    train_size: int = field(default=20_000, metadata={"help": "Training images rendered from the shapes dataset."})
+    lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (warm-up, then cosine decay)."})
+    kl_weight: float = field(default=1e-5, metadata={"help": "Weight of the KL term (per-element means)."})
+    checkpoint_every: int = field(default=250, metadata={"help": "Write weights and a resumable state every N "
+                                                                 "steps (0: only at the end)."})
+    max_minutes: float = field(default=100.0, metadata={"help": "Stop this leg after this long (writing a "
+                                                                "resumable state); continue with --resume."})
+
+
+def check_positive(settings: object, names: tuple[str, ...]) -> None:
+    """Typed error naming the first setting that must be > 0 and is not (before any work starts)."""
+    from ...engine.errors import InvalidRequest
+
+    for name in names:
+        value = getattr(settings, name)
+        if not value > 0:
+            raise InvalidRequest(f"--{name.replace('_', '-')} must be > 0, got {value}.")

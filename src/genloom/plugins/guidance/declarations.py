@@ -1,0 +1,26 @@
+"""The options of the built-in policies, declared once (torch-free: registration and the CLI read them)."""
+
+from __future__ import annotations
+
+from ...engine.options import Option
+
+SCHEDULES = ("constant", "linear", "step_window", "sigma_window", "power_cosine")
+FORMULATIONS = ("imagen", "original")
+RESCALE_SPACES = ("native", "x0")
+
+CFG_OPTIONS = (
+    Option("schedule", "str", None, "how the strength varies over the steps; default: linear (VAR's ramp over "
+           "scales) for next-scale models, constant for diffusion", choices=SCHEDULES),
+    Option("formulation", "str", "imagen", "imagen: w = 1 is no guidance; original: s = 0 is none (w = s + 1)",
+           choices=FORMULATIONS),
+    Option("start", "float", 0.0, "step_window: first guided fraction of the steps (diffusers semantics)",
+           minimum=0.0, maximum=1.0),
+    Option("stop", "float", 1.0, "step_window: end of the guided fraction of the steps", minimum=0.0, maximum=1.0),
+    Option("sigma_lo", "float", 0.0, "sigma_window: guidance on for EDM sigma in (sigma_lo, sigma_hi]",
+           minimum=0.0),
+    Option("sigma_hi", "float", None, "sigma_window: upper bound (default: infinity)", minimum=0.0),
+    Option("power", "float", 1.0, "power_cosine: exponent p of w(t) = 1 + (w − 1)·(1 − cos(π(1 − t)^p))/2",
+           minimum=0.0, above_minimum=True),
+    Option("rescale", "float", 0.0, "guidance rescale φ (Lin et al. 2023)", minimum=0.0, maximum=1.0),
+    Option("rescale_space", "str", "native", "where the rescale's std is measured", choices=RESCALE_SPACES),
+)
