@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from .engine.errors import InvalidRequest
+from .engine.outputs import ensure_writable_folder
 from .engine.weights import read_metadata, read_state_dict, save_state_dict
 
 
@@ -57,16 +58,7 @@ def quiet_threads(threads: int) -> None:
 
 def check_output_folder(out_dir: str | Path) -> Path:
     """Create ``out_dir`` and prove it is writable before any training starts."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".genloom-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise InvalidRequest(f"Cannot write to the output folder {str(out)!r} ({exc.strerror or exc}); "
-                             f"pick a writable --out.") from None
-    return out
+    return ensure_writable_folder(out_dir, "output folder (--out)")
 
 
 def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizer: torch.optim.Optimizer,

@@ -82,7 +82,7 @@ def test_cli_lists_the_plugins_and_their_errors(installed_plugins):
 def test_cli_models_generate_and_plugin_command(installed_plugins, tmp_path):
     models = run_cli("models", env=ENV, pythonpath=installed_plugins)
     assert models.returncode == 0 and "toy-rings" in models.stdout and "toy" in models.stdout
-    gen = run_cli("generate", "-m", "toy-rings", "--labels", "0", "blue", "-O", str(tmp_path / "o"),
+    gen = run_cli("generate", "-m", "toy-rings", "--labels", "0", "blue", "-O", str(tmp_path / "o"), "--seed", "0",
                   env=ENV, pythonpath=installed_plugins)
     assert gen.returncode == 0, gen.stderr
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["0000_s0_c0.png", "0001_s1_c2.png",

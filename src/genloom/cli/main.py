@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
-from ..engine.errors import GenloomError
+from ..engine.errors import GenloomError, InvalidRequest
 
 
 def _engine() -> Any:
@@ -110,25 +111,13 @@ def policies() -> None:
              g.plugin, g.description) for g in _engine().guidance.values()])
 
 
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
 _GENERATION_OPTIONS = [
     click.option("--model", "-m", required=True, help="Model name (see `genloom models`)."),
     click.option("--labels", "-l", multiple=True,
                  help="Class indices or names, one per image: --labels 3 7, or -l 3 -l 7, or '3,7'."),
     click.option("--num-images", "-n", type=int, default=None, help="Images to make (default: one per label)."),
-    click.option("--seed", "-s", type=int, default=0, show_default=True, help="Base seed; image i uses seed + i."),
+    click.option("--seed", "-s", type=click.IntRange(min=0), default=None,
+                 help="Base seed; image i uses seed + i (default: a random one, recorded in the manifest)."),
     click.option("--guidance", "-g", default=None, help="Guidance policy (see `genloom policies`), or 'none'."),
     click.option("--scale", type=float, default=None, help="Guidance scale."),
     click.option("--sampler", default=None, help="Sampler (see `genloom samplers`)."),
@@ -136,9 +125,15 @@ _GENERATION_OPTIONS = [
     click.option("--batch-size", type=int, default=None, help="Images per forward batch."),
     click.option("--batch-invariant", is_flag=True, help="One image at a time: bit-identical to generating alone."),
     click.option("--weights", default=None, help="Checkpoint path, hf://owner/repo/file[@rev] or asset:<name>."),
+    click.option("--vae", default=None, help="The model's autoencoder / VQVAE checkpoint (families that take vae=)."),
+    click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False),
+                 help="JSON file with the family's config (what its checkpoint's shapes do not determine)."),
+    click.option("--load-option", "-L", "load_options", multiple=True,
+                 help="Family load option KEY=VALUE, e.g. -L num_heads=4 (see `genloom models --options`)."),
     click.option("--device", default=None, help="cpu, cuda, cuda:N, mps (default: automatic)."),
     click.option("--dtype", default=None, help="fp32 (default), fp16 or bf16."),
-    click.option("--option", "-o", "options", multiple=True, help="Extra KEY=VALUE for the sampler or policy."),
+    click.option("--option", "-o", "options", multiple=True,
+                 help="Policy or sampler option KEY=VALUE (see `genloom policies` / `genloom samplers`)."),
 ]
 
 
@@ -148,14 +143,22 @@ def _generation_options(func: Any) -> Any:
     return click.argument("extra_labels", nargs=-1, metavar="[LABELS]...")(func)
 
 
-def _run_generation(model: str, labels: list[Any] | None, num_images: int | None, seed: int,
+def _run_generation(model: str, labels: list[Any] | None, num_images: int | None, seed: int | None,
                     guidance: str | None, scale: float | None, sampler: str | None, steps: int | None,
-                    batch_size: int | None, batch_invariant: bool, weights: str | None, device: str | None,
+                    batch_size: int | None, batch_invariant: bool, weights: str | None, vae: str | None,
+                    config_file: str | None, load_options: tuple[str, ...], device: str | None,
                     dtype: str | None, options: tuple[str, ...]) -> Any:
     """Load, generate with a tqdm bar (created at the first step, so a refused request prints none)."""
     from tqdm.auto import tqdm
 
-    pipe = _engine().load(model, weights=weights, device=device, dtype=dtype)
+    from ..engine.options import parse_key_values
+
+    extra = parse_key_values(load_options, "--load-option")
+    if vae is not None:
+        extra["vae"] = vae
+    option_values = parse_key_values(options, "--option")
+    pipe = _engine().load(model, weights=weights, device=device, dtype=dtype, config=_read_config(config_file),
+                          **extra)
     bars: list[Any] = []
 
     def on_progress(event: Any) -> None:
@@ -167,28 +170,55 @@ def _run_generation(model: str, labels: list[Any] | None, num_images: int | None
     try:
         return pipe(labels=labels, num_images=num_images, seed=seed, guidance=guidance, guidance_scale=scale,
                     sampler=sampler, steps=steps, batch_size=batch_size, batch_invariant=batch_invariant,
-                    progress=on_progress, **_parse_options(options))
+                    progress=on_progress, **option_values)
     finally:
         for bar in bars:
             bar.close()
 
 
-def _label_list(labels: tuple[str, ...], extra: tuple[str, ...]) -> list[Any]:
+def _read_config(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"--config {path!r} is not a readable JSON file ({exc}).") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"--config {path!r} must hold a JSON object of config fields, got "
+                             f"{type(data).__name__}.")
+    return data
+
+
+def _label_list(labels: tuple[str, ...], extra: tuple[str, ...]) -> list[Any] | None:
+    """Labels from ``-l`` flags and arguments (space- or comma-separated); None when none was given."""
+    from ..engine.request import is_integer_text
+
+    if not labels and not extra:
+        return None
     out: list[Any] = []
     for item in labels + extra:
-        out.extend(int(t) if t.lstrip("-").isdigit() else t for t in item.replace(",", " ").split())
+        tokens = item.replace(",", " ").split()
+        if not tokens:
+            raise InvalidRequest(f"Empty label {item!r}: give a class index or name, or leave --labels out for "
+                                 f"random classes.")
+        out.extend(int(t) if is_integer_text(t) else t for t in tokens)
     return out
 
 
 @cli.command()
 @_generation_options
 @click.option("--out", "-O", default="out", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the PNGs and manifest.json.")
+              help="Folder for the PNGs and manifest.json; must be new or empty unless --overwrite.")
+@click.option("--overwrite", is_flag=True, help="Empty a non-empty --out folder's earlier results first.")
 @click.option("--npz", is_flag=True, help="Also write samples.npz (ADM format) into the folder.")
-def generate(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, npz: bool, **kw: Any) -> None:
+def generate(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, overwrite: bool, npz: bool,
+             **kw: Any) -> None:
     """Generate images into a folder, with a JSON manifest that reproduces the run."""
-    result = _run_generation(labels=_label_list(labels, extra_labels) or None, **kw)
-    paths = result.save(out)
+    from ..engine.outputs import prepare_output_folder
+
+    prepare_output_folder(out, overwrite, check_only=True)  # before any work: a refused folder costs nothing
+    result = _run_generation(labels=_label_list(labels, extra_labels), **kw)
+    paths = result.save(out, overwrite=overwrite)
     if npz:
         from ..eval.npz import write_npz
 
@@ -201,11 +231,15 @@ def generate(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, n
 @_generation_options
 @click.option("--out", "-O", default="samples.npz", show_default=True, type=click.Path(dir_okay=False),
               help="ADM-format .npz (arr_0 images, arr_1 labels); the manifest goes beside it as .json.")
-def sample(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, **kw: Any) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def sample(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, overwrite: bool, **kw: Any) -> None:
     """Generate many images into one ADM .npz for `genloom eval` (labels default to a balanced cycle)."""
+    from ..engine.outputs import check_output_file
     from ..eval.npz import write_npz
 
-    label_list = _label_list(labels, extra_labels) or None
+    check_output_file(out, overwrite)
+    check_output_file(str(Path(out).with_suffix(".json")), overwrite)
+    label_list = _label_list(labels, extra_labels)
     if label_list is None and kw["num_images"]:
         spec = _engine().models[kw["model"]]
         if spec.num_classes:
@@ -231,9 +265,12 @@ def _uint8(images: Any) -> Any:
 @click.option("--classifier-weights", default=None, help="Weights for the classifier (a folder for 'transformers').")
 @click.option("--reference", default="test", show_default=True,
               help="Real images: a shapes split (train/val/test) or an ADM .npz.")
-@click.option("--num-reference", default=5000, show_default=True, help="Reference images to use.")
-@click.option("--subsets", default=5, show_default=True, help="Disjoint subsets for FD mean ± std.")
-@click.option("--k", default=3, show_default=True, help="Neighbours for precision/recall manifolds.")
+@click.option("--num-reference", default=5000, show_default=True, type=click.IntRange(min=2),
+              help="Reference images to use.")
+@click.option("--subsets", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Disjoint subsets for FD mean ± std.")
+@click.option("--k", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Neighbours for precision/recall manifolds.")
 @click.option("--inception-weights", default=None, type=click.Path(dir_okay=False),
               help="Also compute standard FID/IS (torchmetrics) with these Inception weights (never downloaded).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -289,9 +326,18 @@ def preview(split: str, rows: int, start: int, zoom: int, out: str) -> None:
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.option("--unwrap", multiple=True, help="Nested key holding the state dict (e.g. --unwrap ema --unwrap model).")
-def convert(source: str, target: str, unwrap: tuple[str, ...]) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing TARGET (never the SOURCE itself).")
+def convert(source: str, target: str, unwrap: tuple[str, ...], overwrite: bool) -> None:
     """Convert a legacy .pth/.pt/.bin checkpoint to .safetensors (read with weights_only=True)."""
     from ..engine import weights
+    from ..engine.outputs import check_output_file
+
+    if Path(target).resolve() == Path(source).resolve():
+        raise InvalidRequest(f"TARGET is the SOURCE ({source!r}); converting in place would destroy it. Name "
+                             f"another file, e.g. {Path(source).with_suffix('.safetensors').name!r}.")
+    if Path(target).suffix != ".safetensors":
+        raise InvalidRequest(f"TARGET {target!r} should end in .safetensors (the format convert writes).")
+    check_output_file(target, overwrite)
 
     sd = weights.read_state_dict(source, unwrap=unwrap)
     meta = {"converted_from": source.rsplit("/", 1)[-1], "source_sha256": weights.sha256_file(source)}

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import InvalidRequest
+
 
 @dataclass
 class GenerationResult:
@@ -30,10 +32,16 @@ class GenerationResult:
     def __len__(self) -> int:
         return len(self.seeds)
 
-    def save(self, folder: str | Path, prefix: str = "") -> list[Path]:
-        """Write one PNG per image and ``manifest.json``; returns the image paths."""
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
+    def save(self, folder: str | Path, prefix: str = "", overwrite: bool = False) -> list[Path]:
+        """Write one PNG per image and ``manifest.json``; returns the image paths. The folder must be new or
+        empty unless ``overwrite`` (which removes the earlier run's recorded files first)."""
+        from .outputs import prepare_output_folder
+
+        if not isinstance(self.images, list) and not (isinstance(self.images, torch.Tensor)
+                                                        and self.images.dim() == 4 and self.images.shape[1] == 3):
+            raise InvalidRequest("Only images can be saved as PNGs; this result holds latents (output_type="
+                                 "'latent'). Decode them, or save the tensor with safetensors.")
+        out = prepare_output_folder(folder, overwrite)
         paths = []
         for i, image in enumerate(to_pil(self.images)):
             label = f"_c{self.labels[i]}" if self.labels is not None else ""
