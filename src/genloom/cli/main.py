@@ -82,33 +82,51 @@ def plugins(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def models(as_json: bool) -> None:
+@click.option("--options", "with_options", is_flag=True, help="Also list each model's load options (-L KEY=VALUE).")
+def models(as_json: bool, with_options: bool) -> None:
     """Models the loaded plugins provide."""
     specs = list(_engine().models.values())
     if as_json:
         click.echo(json.dumps([
             {"name": s.name, "paradigm": s.paradigm.value, "classes": s.num_classes, "image_size": s.image_size,
              "null_class": s.null_class, "plugin": s.plugin, "default_weights": s.default_weights,
+             "default_steps": s.default_steps, "load_options": [o.form_field() for o in s.load_options],
              "description": s.description} for s in specs], indent=2))
         return
     _table(("model", "paradigm", "classes", "resolution", "origin", "description"),
            [(s.name, s.paradigm.value, str(s.num_classes or "-"), f"{s.image_size}px" if s.image_size else "-",
              s.plugin, s.description) for s in specs])
+    if with_options:
+        _option_lists("load options of", specs, "load_options")
 
 
 @cli.command()
 def samplers() -> None:
-    """Sampling loops, by paradigm."""
+    """Sampling loops, by paradigm, and the options each declares (-o KEY=VALUE)."""
+    specs = list(_engine().samplers.values())
     _table(("sampler", "paradigm", "origin", "description"),
-           [(s.name, s.paradigm.value, s.plugin, s.description) for s in _engine().samplers.values()])
+           [(s.name, s.paradigm.value, s.plugin, s.description) for s in specs])
+    _option_lists("options of", specs, "options")
 
 
 @cli.command()
 def policies() -> None:
-    """Guidance policies."""
+    """Guidance policies, and the options each declares (-o KEY=VALUE)."""
+    specs = list(_engine().guidance.values())
     _table(("policy", "paradigms", "requires", "origin", "description"),
            [(g.name, ",".join(sorted(p.value for p in g.paradigms)), ",".join(sorted(g.requires)) or "-",
-             g.plugin, g.description) for g in _engine().guidance.values()])
+             g.plugin, g.description) for g in specs])
+    _option_lists("options of", specs, "options")
+
+
+def _option_lists(title: str, specs: list[Any], field: str) -> None:
+    """The declared options of each spec that has some, one help line each (derived from the declaration)."""
+    from ..engine.options import options_help
+
+    for spec in specs:
+        declared = getattr(spec, field)
+        if declared:
+            click.echo(f"\n{title} {spec.name}:\n{options_help(declared)}")
 
 
 _GENERATION_OPTIONS = [

@@ -189,3 +189,34 @@ def route_options(options: Mapping[str, Any], policy: Any, sampler: Any,
 def options_help(declared: Sequence[Option], indent: str = "  ") -> str:
     """The help lines of a component's options (CLI listings and docs)."""
     return "\n".join(indent + o.describe() for o in declared) if declared else f"{indent}(no options)"
+
+
+def dataclass_from_mapping(cls: type, data: Mapping[str, Any], what: str) -> Any:
+    """A (possibly nested) config dataclass from a JSON-like mapping (``--config FILE``, ``config={...}``):
+    nested dataclasses and tuples of them are built from their own mappings; unknown keys are refused."""
+    import dataclasses
+    import typing
+
+    if not isinstance(data, Mapping):
+        raise InvalidRequest(f"{what} must be a mapping of {cls.__name__} fields, got {type(data).__name__}.")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InvalidRequest(f"Unknown {cls.__name__} field(s) {unknown} in {what}; fields: {sorted(names)}.")
+    values = {}
+    for key, value in data.items():
+        hint = hints[key]
+        inner = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple and typing.get_args(hint) else None
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            value = dataclass_from_mapping(hint, value, f"{what}.{key}")
+        elif inner is not None and dataclasses.is_dataclass(inner):
+            value = tuple(dataclass_from_mapping(inner, v, f"{what}.{key}") if isinstance(v, Mapping) else v
+                          for v in value)
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"{what} does not make a valid {cls.__name__}: {exc}") from None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from ...engine import weights
-from ...engine.errors import InvalidRequest, WeightsError
-from .config import OFFICIAL
 from ...engine.autoencoder import SD_VAE_SCALE, load_autoencoder_file
+from ...engine.errors import InvalidRequest, WeightsError
+from ...engine.options import dataclass_from_mapping
+from .config import OFFICIAL, DiMRConfig
 from .model import DIMR_SCHEDULE, DiMRModel, load_dimr
+
 
 def build(options: Any) -> DiMRModel:
     if options.weights is None:
@@ -17,6 +20,8 @@ def build(options: Any) -> DiMRModel:
                            f"(.pth/.safetensors).")
     sd = weights.read_state_dict(options.weights.path)
     config = options.config
+    if isinstance(config, Mapping):  # --config FILE / config={...}
+        config = dataclass_from_mapping(DiMRConfig, config, "config")
     if config is None and "official" in options.spec.extra:  # a released model: its config, not a guess
         config = OFFICIAL[options.spec.extra["official"]]
     heads = options.extra.get("num_heads") or options.spec.extra.get("num_heads")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from ...engine import weights
 from ...engine.errors import WeightsError
+from ...engine.options import dataclass_from_mapping
+from .config import VARConfig
 from .model import VARModel, load_var
 
 
@@ -20,7 +23,10 @@ def build(options: Any) -> VARModel:
     vae_file = weights.resolve(vae_ref)
     var_sd = weights.read_state_dict(options.weights.path)
     vae_sd = weights.read_state_dict(vae_file.path)
-    var, vae, config = load_var(var_sd, vae_sd, options.config, device=options.device, dtype=options.dtype)
+    config = options.config
+    if isinstance(config, Mapping):  # --config FILE / config={...}
+        config = dataclass_from_mapping(VARConfig, config, "config")
+    var, vae, config = load_var(var_sd, vae_sd, config, device=options.device, dtype=options.dtype)
     spec = replace(options.spec, num_classes=config.num_classes, null_class=config.num_classes,
                    image_size=config.image_size, default_steps=len(config.patch_nums))
     return VARModel(spec=spec, networks={"var": var, "vae": vae}, weights=[options.weights, vae_file],

@@ -146,7 +146,10 @@ class VARTransformer(nn.Module):
         return self.lvl_embed(self.lvl_1L) + self.pos_1LC
 
     def logits(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.head(self.head_nm(x.float(), cond).float()).float()
+        """The head in the network's own dtype (the official code runs it in float32 under autocast: ours is
+        float32 unless the whole network was cast), logits always float32."""
+        dtype = self.head.weight.dtype
+        return self.head(self.head_nm(x.to(dtype), cond).to(dtype)).float()
 
     def run_blocks(self, x: torch.Tensor, cond: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         gss = self.shared_ada_lin(cond)
