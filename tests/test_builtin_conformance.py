@@ -3,8 +3,7 @@
 import pytest
 
 from genloom import Engine
-from genloom.testing import (ConformanceError, check_guidance_policy, check_model, check_model_spec,
-                             check_sampler_spec)
+from genloom.testing import ConformanceError, check_guidance_policy, check_model, check_model_spec, check_sampler_spec
 
 
 def test_smoke_model_conforms():
@@ -45,6 +44,7 @@ def test_the_kit_can_fail():
 
         def request(self, info, state):
             import torch
+
             from genloom.engine.guidance import BranchRequest
 
             return [BranchRequest("uncond", rows=torch.arange(info.batch_size) == 0, null=True)]

@@ -18,8 +18,8 @@ def test_var_shapes_in_half_precision(dtype):
     res = half(labels=[0, 5], seed=0, output_type="pt")
     assert res.images.shape == (2, 3, 32, 32) and torch.isfinite(res.images).all() and res.nfe == [12, 12]
     # the first scale's guided logits agree with float32 to half-precision accuracy
-    from genloom.samplers.next_scale import sample_next_scale
     from genloom.engine.seeding import ImageRNG
+    from genloom.samplers.next_scale import sample_next_scale
 
     logits = []
     for pipe in (full, half):

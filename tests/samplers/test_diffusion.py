@@ -8,12 +8,12 @@ import torch
 
 from genloom import GenerationCancelled, InvalidRequest, PluginError
 from genloom.engine.guidance import BranchRequest, StepInfo
+from genloom.engine.parameterisation import from_x0, to_eps, to_x0
 from genloom.engine.progress import CancelToken, RunContext
 from genloom.engine.sampling import SampleBatch
 from genloom.engine.seeding import ImageRNG
 from genloom.plugins.guidance.cfg import CFG
 from genloom.samplers.diffusion import DiffusionSampler
-from genloom.engine.parameterisation import from_x0, to_eps, to_x0
 
 SAMPLERS = ["ddpm", "ddim", "dpm++2m", "dpm++3s", "euler", "heun", "unipc", "dpm-solver-fast"]
 

@@ -22,7 +22,7 @@ def served(make_service):
 
 
 def _generate(client, cls, seed):
-    return client.predict("tiny-dimr", [cls], "cfg", 3.0, "ddim", 4, seed, 1, "", api_name="/generate")
+    return client.predict("tiny-dimr", [cls], "cfg", 3.0, "ddim", 4, seed, 1, "", "", "", api_name="/generate")
 
 
 def test_binds_to_localhost_only(served):
@@ -47,9 +47,14 @@ def test_eight_concurrent_requests_match_the_python_api(served, ui_engine):
 def test_bad_input_is_reported_and_the_app_keeps_serving(served):
     _, client = served
     with pytest.raises(gradio_client.exceptions.AppError, match="Pick at least one class"):
-        client.predict("tiny-dimr", [], "cfg", 3.0, "", 4, 0, 1, "", api_name="/generate")
+        client.predict("tiny-dimr", [], "cfg", 3.0, "", 4, 0, 1, "", "", "", api_name="/generate")
     with pytest.raises(gradio_client.exceptions.AppError, match="Steps must be a whole number from 1 to 1000"):
-        client.predict("tiny-dimr", ["star"], "cfg", 3.0, "", 99999, 0, 1, "", api_name="/generate")
+        client.predict("tiny-dimr", ["star"], "cfg", 3.0, "", 99999, 0, 1, "", "", "", api_name="/generate")
+    with pytest.raises(gradio_client.exceptions.AppError, match="request argument of its own"):
+        client.predict("tiny-dimr", ["star"], "cfg", 3.0, "", 4, 0, 1, "num_images=200", "", "",
+                       api_name="/generate")  # the options box cannot lift the image cap
+    with pytest.raises(gradio_client.exceptions.AppError, match=r"Unknown option\(s\) \['bogus'\] for sampler 'ddim'"):
+        client.predict("tiny-dimr", ["star"], "cfg", 3.0, "", 4, 0, 1, "bogus=1", "", "", api_name="/generate")
     gallery, status, _, _ = _generate(client, "ring", 0)
     assert status.startswith("done") and len(gallery) == 1
 
@@ -89,3 +94,25 @@ def test_bad_edit_input_is_reported(served, tmp_path, size, painted, message):
     _, client = served
     with pytest.raises(gradio_client.exceptions.AppError, match=message):
         client.predict("tiny-var", _edit_payload(tmp_path, size, painted), "207", 0, 1, api_name="/edit")
+
+
+
+def _wait_until(predicate, bound_s=300.0):
+    """Poll for a state; the bound only turns a hang into a failure (a busy machine just takes longer)."""
+    import time
+
+    end = time.monotonic() + bound_s
+    while not predicate():
+        assert time.monotonic() < end, "the expected state never came"
+        time.sleep(0.05)
+
+
+def test_cancelling_an_api_job_stops_it(served):
+    app, client = served
+    history = app.genloom_service.history
+    history.clear()
+    job = client.submit("tiny-dimr", ["star"], "cfg", 3.0, "ddim", 1000, 0, 16, "", "", "", api_name="/generate")
+    _wait_until(lambda: job.status().code.name == "ITERATING")  # streaming progress: the job is running
+    job.cancel()
+    _wait_until(lambda: len(history) > 0)
+    assert list(history) == [("tiny-dimr", "cancelled")]

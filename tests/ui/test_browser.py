@@ -60,7 +60,7 @@ def test_generate_shows_images_in_the_gallery(page, tmp_path):
     page.wait_for_timeout(500)
     _set_number(page, "steps", 6)
     page.click("#generate-button")
-    page.wait_for_selector("#status :text('done')", timeout=120_000)
+    page.wait_for_selector("#status :text('done')", timeout=300_000)
     images = page.locator("#gallery img")
     assert images.count() >= 4
     page.screenshot(path=str(tmp_path / "generate.png"))
@@ -72,9 +72,10 @@ def test_cancel_stops_a_long_run(page):
     _set_number(page, "steps", 1000)
     _set_number(page, "count", 16)  # a run long enough to still be going when Cancel lands
     page.click("#generate-button")
-    page.wait_for_selector("#status :text-matches('step [0-9]+/1000')", timeout=60_000)
+    # waits are for states; their bounds are generous so a busy machine only makes the test slower
+    page.wait_for_selector("#status :text-matches('step [0-9]+/1000')", timeout=300_000)
     page.click("#cancel-button")
-    page.wait_for_selector("#status :text('cancelled')", timeout=30_000)
+    page.wait_for_selector("#status :text('cancelled')", timeout=300_000)
     assert "1000/1000" not in page.locator("#status").inner_text()
 
 
@@ -82,10 +83,10 @@ def test_bad_input_shows_a_message_and_the_app_keeps_serving(page):
     _set_number(page, "count", 4)
     _set_number(page, "steps", 99999)
     page.click("#generate-button")
-    page.wait_for_selector("text=Steps must be a whole number from 1 to 1000", timeout=30_000)
+    page.wait_for_selector("text=Steps must be a whole number from 1 to 1000", timeout=300_000)
     _set_number(page, "steps", 4)
     page.click("#generate-button")
-    page.wait_for_selector("#status :text('done')", timeout=120_000)
+    page.wait_for_selector("#status :text('done')", timeout=300_000)
 
 
 @pytest.mark.parametrize("tab", ["Compare", "Edit", "Plugins & models"])

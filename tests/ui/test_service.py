@@ -16,7 +16,7 @@ def svc(make_service):
 
 def test_registry_views(svc):
     names = svc.model_names()
-    assert names[0] == "smoke" and {"tiny-dimr", "var-d16"} <= set(names)  # embedded models first
+    assert names[:2] == ["var-shapes", "smoke"] and {"tiny-dimr", "var-d16"} <= set(names)  # default, embedded
     assert svc.class_names("tiny-dimr")[:2] == ["circle", "square"]
     assert "cfg" in svc.policies_for("tiny-dimr") and "cfg" not in svc.policies_for("smoke")
     assert "dpm-solver-fast" in svc.samplers_for("tiny-dimr") and svc.samplers_for("smoke") == ["one-step"]
@@ -50,8 +50,10 @@ def test_request_maps_fields_to_the_api(svc):
 def test_a_job_streams_progress_then_the_result(svc):
     kw = svc.request("tiny-dimr", ["ring"], 2, 0, "cfg", 3.0, "euler", 3, "")
     updates = list(svc.run("tiny-dimr", kw))
-    assert [u.message for u in updates[1:4]] == ["step 1/3", "step 2/3", "step 3/3"]
-    assert updates[1].previews and updates[1].previews[0].size == (16, 16)
+    messages = [u.message for u in updates]
+    assert messages[:3] == ["loading tiny-dimr…", "queued…", "running…"]  # honest status before the first step
+    assert messages[3:6] == ["step 1/3", "step 2/3", "step 3/3"]
+    assert updates[3].previews and updates[3].previews[0].size == (16, 16)
     assert updates[-1].result is not None and len(updates[-1].result.images) == 2
 
 

@@ -271,9 +271,9 @@ def sample(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, ove
 
 
 def _uint8(images: Any) -> Any:
-    import numpy as np
+    from ..engine.images import pil_to_uint8
 
-    return np.stack([np.asarray(im) for im in images]).astype(np.uint8)
+    return pil_to_uint8(images)
 
 
 @cli.command("eval")
@@ -295,8 +295,8 @@ def _uint8(images: Any) -> Any:
 def evaluate_command(samples: str, classifier: str, classifier_weights: str | None, reference: str,
                      num_reference: int, subsets: int, k: int, inception_weights: str | None, as_json: bool) -> None:
     """Score generated samples: class accuracy, FD and precision/recall in a classifier's feature space."""
-    from ..eval.scoring import evaluate, reference_uint8
     from ..eval.npz import read_npz
+    from ..eval.scoring import evaluate, reference_uint8
 
     images, labels = read_npz(samples)
     report = evaluate(images, labels, classifier=classifier, classifier_weights=classifier_weights,
@@ -367,14 +367,18 @@ def convert(source: str, target: str, unwrap: tuple[str, ...], overwrite: bool) 
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes it).")
 @click.option("--port", type=int, default=None, help="Port (default: Gradio's, the first free from 7860).")
 @click.option("--share", is_flag=True, help="Also open a public Gradio share link (off by default).")
-@click.option("--per-model", default=1, show_default=True, help="Jobs one model runs at a time (others queue).")
-def ui(host: str, port: int | None, share: bool, per_model: int) -> None:
+@click.option("--per-model", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Jobs one model runs at a time (others queue).")
+@click.option("--weights-root", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Weights/VAE paths typed into the page must lie in this folder (required to type paths when "
+                   "served beyond 127.0.0.1).")
+def ui(host: str, port: int | None, share: bool, per_model: int, weights_root: str | None) -> None:
     """Start the Gradio app: generate, compare policies, edit, inspect plugins (needs the [ui] extra)."""
     try:
         from ..ui.app import launch
     except ImportError as exc:  # gradio missing
         raise click.ClickException(f"The UI needs Gradio: pip install 'genloom[ui]' ({exc}).") from None
-    launch(host=host, port=port, share=share, per_model=per_model)
+    launch(host=host, port=port, share=share, per_model=per_model, weights_root=weights_root)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..engine.images import signed_to_uint8
+
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike[str], columns: int, zoom: int = 1,
               gap: int = 2) -> Path:
@@ -15,7 +17,7 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike[str], columns: int, 
     from PIL import Image
 
     if images.dtype != torch.uint8:
-        images = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        images = signed_to_uint8(images)
     n, _, h, w = images.shape
     rows = (n + columns - 1) // columns
     hz, wz = h * zoom, w * zoom

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..engine.errors import InvalidRequest
+from ..engine.images import uint8_to_signed
 from .constants import IMAGE_SIZE, MAX_SPLIT_SIZE, NUM_CLASSES, SPLITS
 
 SUPERSAMPLE = 4
@@ -125,7 +126,7 @@ def render(split: str, start: int, count: int) -> tuple[torch.Tensor, torch.Tens
 
 def to_unit_range(images_u8: torch.Tensor) -> torch.Tensor:
     """uint8 ``(N, 3, H, W)`` → float in [-1, 1], the convention of every genloom network."""
-    return images_u8.float().div(127.5).sub(1.0)
+    return uint8_to_signed(images_u8)
 
 
 def load_split(split: str, count: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .errors import InvalidRequest
+from .images import uint8_to_signed
 
 
 def as_edit_inputs(image: Any, mask: Any, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,7 +31,7 @@ def _image(image: Any) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
             raise InvalidRequest(f"An image array must be uint8 (H, W, 3), got {image.dtype} {image.shape}.")
-        return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(127.5).sub(1.0)  # copy: PIL arrays are read-only
+        return uint8_to_signed(image, channels_last=True)
     if isinstance(image, torch.Tensor):
         t = image[0] if image.ndim == 4 and image.shape[0] == 1 else image
         if t.ndim != 3 or t.shape[0] != 3:

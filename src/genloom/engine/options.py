@@ -24,8 +24,8 @@ _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 @dataclass(frozen=True)
 class Option:
     """One option: ``kind`` is ``"float"``, ``"int"``, ``"str"``, ``"bool"``, ``"dict"`` (a mapping, or JSON
-    text of one) or ``"path"`` (a file path or weights reference: text or ``os.PathLike``); ``None`` defaults mean "the component decides" (e.g. a schedule that depends on the
-    paradigm)."""
+    text of one) or ``"path"`` (a file path or weights reference: text or ``os.PathLike``). A ``None`` default
+    means "the component decides" (e.g. a schedule that depends on the paradigm)."""
 
     name: str
     kind: str = "float"

@@ -22,7 +22,6 @@ from .specs import ClassifierSpec, ModelSpec, Paradigm
 from .weights import ResolvedWeights
 
 
-
 class Registries(Protocol):
     """What a pipeline needs of its engine: the sampler and policy registries (no import of the engine)."""
 

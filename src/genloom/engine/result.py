@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .errors import InvalidRequest
+from .images import signed_to_unit, unit_to_pil
 
 
 @dataclass
@@ -43,7 +43,7 @@ class GenerationResult:
                                  "'latent'). Decode them, or save the tensor with safetensors.")
         out = prepare_output_folder(folder, overwrite)
         paths = []
-        for i, image in enumerate(to_pil(self.images)):
+        for i, image in enumerate(unit_to_pil(self.images)):
             label = f"_c{self.labels[i]}" if self.labels is not None else ""
             path = out / f"{prefix}{i:04d}_s{self.seeds[i]}{label}.png"
             image.save(path)
@@ -55,21 +55,9 @@ class GenerationResult:
 
 def convert_images(images: torch.Tensor, output_type: str) -> Any:
     """``(N, 3, H, W)`` in [-1, 1] → the requested output type, values in [0, 1]."""
-    unit = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    unit = signed_to_unit(images)
     if output_type == "pt":
         return unit
     if output_type == "np":
         return unit.permute(0, 2, 3, 1).numpy()
-    return to_pil(unit)
-
-
-def to_pil(images: Any) -> list[Any]:
-    from PIL import Image
-
-    if isinstance(images, list):
-        return images
-    if isinstance(images, torch.Tensor):
-        images = images.permute(0, 2, 3, 1).numpy()
-    arr = np.asarray(images)
-    u8 = (arr * 255.0).round().clip(0, 255).astype(np.uint8)
-    return [Image.fromarray(img) for img in u8]
+    return unit_to_pil(unit)

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 
-from .progress import RunContext
 from .seeding import ImageRNG
 
 

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import torch
 
+from ..engine.images import signed_to_unit
+
 HUE_BINS = 12
 
 
 def _hsv(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    rgb = ((images.float() + 1) / 2).clamp(0, 1)
+    rgb = signed_to_unit(images)
     r, g, b = rgb.unbind(1)
     value, _ = rgb.max(1)
     chroma = value - rgb.min(1).values

@@ -13,6 +13,7 @@ import torch
 
 from ..data.constants import SPLITS
 from ..engine.errors import InvalidRequest
+from ..engine.images import uint8_to_signed
 from .metrics import class_accuracy, frechet_distance, precision_recall
 from .npz import check_labels, read_npz
 
@@ -64,7 +65,7 @@ def as_model_images(images: Any) -> torch.Tensor:
     if isinstance(images, np.ndarray):
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise InvalidRequest(f"Expected uint8 images shaped (N, H, W, 3), got {images.dtype} {images.shape}.")
-        return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        return uint8_to_signed(images, channels_last=True)
     if isinstance(images, torch.Tensor):
         if images.dtype == torch.uint8:
             return as_model_images(images.cpu().numpy())

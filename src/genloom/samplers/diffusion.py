@@ -18,13 +18,16 @@ import torch
 
 from ..engine.errors import InvalidRequest
 from ..engine.guidance import StepInfo
+from ..engine.parameterisation import to_x0
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
 from .branches import guided
-from ..engine.parameterisation import to_x0
 
 DIFFUSERS_PREDICTION = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
 _IMPORT_LOCK = threading.Lock()
+#: scheduler settings the model's noise schedule decides; a sampler option may not change them
+MODEL_DEFINED = frozenset({"num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type",
+                           "trained_betas", "variance_type"})
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,13 @@ def make_scheduler(name: str, schedule: NoiseSchedule, **overrides: Any) -> Any:
     if name == "ddpm" and schedule.learned_variance:
         config["variance_type"] = "learned_range"
     config.update(dict(recipe.config))
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"} - MODEL_DEFINED
     unknown = set(overrides) - accepted
     if unknown:
-        raise InvalidRequest(f"Unknown option(s) {sorted(unknown)} for sampler {name!r}; it accepts "
-                             f"{sorted(accepted - {'trained_betas'})}.")
+        fixed = sorted(unknown & MODEL_DEFINED)
+        hint = f" ({', '.join(fixed)}: set by the model's own noise schedule)" if fixed else ""
+        raise InvalidRequest(f"Unknown option(s) {sorted(unknown)} for sampler {name!r}{hint}; it accepts "
+                             f"{sorted(accepted)}.")
     config.update(overrides)
     return cls(**config)
 

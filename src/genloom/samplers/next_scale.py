@@ -98,7 +98,7 @@ def sample_next_scale(
     top_p: float | None = None,
     more_smooth: bool = False,
     keep_guided_logits: bool = False,
-    on_scale: Callable[[int, int], None] | None = None,
+    on_scale: Callable[[int, int, Callable[[], torch.Tensor]], None] | None = None,
     edit: EditPlan | None = None,
     kv_cache: bool = True,
     decode: bool = True,
@@ -110,7 +110,8 @@ def sample_next_scale(
     ``None`` runs the conditional rows only.
     ``labels=None`` draws labels from ``rng`` first (the official order); a label equal to ``num_classes`` is the
     null class. ``edit``: zero-shot editing, the kept tokens of each scale come from a source image.
-    ``on_scale(k, K)`` runs after each scale. ``kv_cache=False`` recomputes every coarser scale at each step (the
+    ``on_scale(k, K, preview)`` runs after each scale; ``preview()`` decodes the image so far (VAR's coarse
+    scales decode to images). ``kv_cache=False`` recomputes every coarser scale at each step (the
     reference the cache is measured against). ``decode=False`` returns the final f̂ (the VQVAE decoder's input)
     as ``images``.
     """
@@ -170,11 +171,11 @@ def sample_next_scale(
                 if copies > 1:
                     tokens = tokens.repeat(copies, 1, 1)
             if on_scale is not None:
-                on_scale(k + 1, num_scales)
+                on_scale(k + 1, num_scales, lambda f=f_hat: model.decode(f))  # a preview, decoded on demand
     finally:
         model.kv_caching(False)
-    return NextScaleResult(images=model.decode(f_hat) if decode else f_hat, indices=indices, guided_logits=kept, labels=labels,
-                           passes=num_scales * copies)
+    return NextScaleResult(images=model.decode(f_hat) if decode else f_hat, indices=indices, guided_logits=kept,
+                           labels=labels, passes=num_scales * copies)
 
 
 def _info(k: int, num_scales: int, b: int) -> StepInfo:
@@ -226,8 +227,8 @@ class NextScaleSampler:
         self.top_k, self.top_p, self.more_smooth = top_k, top_p, bool(more_smooth)
 
     def sample(self, model: Any, batch: SampleBatch, ctx: RunContext) -> SampleOutput:
-        def on_scale(k: int, num_scales: int) -> None:
-            ctx.step_done(k, num_scales)
+        def on_scale(k: int, num_scales: int, preview: Callable[[], torch.Tensor]) -> None:
+            ctx.step_done(k, num_scales, preview=preview)
 
         ctx.check()
         out = sample_next_scale(model, batch.labels, batch.rng, guidance=batch.policy, top_k=self.top_k,

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..engine.errors import GenerationCancelled, GenloomError, InvalidRequest
-from ..engine.progress import CancelToken
-from .service import GenerationService, details
+from .service import GenerationService, SessionJobs, details
 
 PRIVATE = {"api_visibility": "private"}  # UI plumbing, not part of the client API
+MAX_UPLOAD = "2mb"  # the Edit tab takes images at the model's resolution; nothing bigger is useful
+KEEP_MANIFESTS = 64  # manifest downloads kept in the app's temporary folder (oldest removed first)
 
 
 def _error(exc: Exception) -> Exception:
@@ -27,11 +30,22 @@ def _error(exc: Exception) -> Exception:
     return gr.Error(str(exc), print_exception=False)
 
 
-def _manifest_file(result: Any) -> str:
-    folder = Path(tempfile.mkdtemp(prefix="genloom-ui-"))
-    path = folder / "manifest.json"
-    path.write_text(json.dumps(result.manifest, indent=2, default=str))
-    return str(path)
+class ManifestFiles:
+    """The run manifests offered for download: one temporary folder per app, pruned, removed at close."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="genloom-ui-"))
+
+    def write(self, result: Any) -> str:
+        path = self.folder / f"manifest-{uuid.uuid4().hex[:12]}.json"
+        path.write_text(json.dumps(result.manifest, indent=2, default=str))
+        files = sorted(self.folder.glob("manifest-*.json"), key=lambda p: p.stat().st_mtime)
+        for old in files[:-KEEP_MANIFESTS]:
+            old.unlink(missing_ok=True)
+        return str(path)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _painted_mask(editor: Any, size: int) -> tuple[Any, Any]:
@@ -59,6 +73,7 @@ def build_app(service: GenerationService | None = None) -> Any:
     import gradio as gr
 
     svc = service or GenerationService()
+    manifests = ManifestFiles()
     models = svc.model_names()
     first = models[0]
     editable = [m for m in models if svc.engine.models[m].paradigm.value == "next-scale"] or models
@@ -75,29 +90,36 @@ def build_app(service: GenerationService | None = None) -> Any:
                 svc.policy_help(policy))
 
     def generate(model: str, classes: list[str], guidance: str, scale: float, sampler: str, steps: Any,
-                 seed: Any, count: Any, options: str, token: CancelToken | None) -> Iterator[tuple[Any, ...]]:
+                 seed: Any, count: Any, options: str, weights: str, vae: str,
+                 jobs: SessionJobs | None) -> Iterator[tuple[Any, ...]]:
+        token = (jobs or SessionJobs()).new_token()  # API callers have no session: cancel with job.cancel()
+        cleared, finished = False, False
         try:
+            weights_path, vae_path = svc.checked_path(weights, "weights"), svc.checked_path(vae, "VAE")
             kwargs = svc.request(model, classes, count, seed, guidance, scale, sampler or None, steps, options)
-            for update in svc.run(model, kwargs, token):
+            for update in svc.run(model, kwargs, token, weights=weights_path, vae=vae_path):
                 if update.result is not None:
                     r = update.result
+                    finished = True
                     yield (r.images, f"done: {len(r.images)} image(s), {r.timings['total_s']:.2f} s, "
-                                     f"NFE/image {sum(r.nfe) / len(r.nfe):g}", details(r), _manifest_file(r))
+                                     f"NFE/image {sum(r.nfe) / len(r.nfe):g}", details(r), manifests.write(r))
                 else:
-                    yield (update.previews or gr.skip(), f"{update.message} ({100 * update.fraction:.0f}%)",
-                           gr.skip(), gr.skip())
+                    gallery = update.previews or ([] if not cleared else gr.skip())  # old images go at once
+                    cleared = True
+                    yield (gallery, f"{update.message} ({100 * update.fraction:.0f}%)", gr.skip(), gr.skip())
         except GenerationCancelled:
-            yield gr.skip(), "cancelled", gr.skip(), gr.skip()
+            finished = True
+            yield [], "cancelled", None, None
         except GenloomError as exc:
+            finished = True
             raise _error(exc) from None
+        finally:
+            if not finished:  # the client went away or cancelled (gradio_client job.cancel()): stop the job
+                token.cancel()
 
-    def new_token() -> CancelToken:
-        return CancelToken()
-
-    def cancel(token: CancelToken | None) -> str:
-        if token is not None:
-            token.cancel()
-        return "cancelling…"
+    def cancel(jobs: SessionJobs | None) -> str:
+        count = jobs.cancel_all() if jobs is not None else 0
+        return "cancelling…" if count else "nothing to cancel"
 
     def compare(model_a: str, guidance_a: str, scale_a: float, model_b: str, guidance_b: str, scale_b: float,
                 classes: str, seed: Any, count: Any, steps: Any) -> tuple[Any, ...]:
@@ -120,14 +142,15 @@ def build_app(service: GenerationService | None = None) -> Any:
             image, keep = _painted_mask(editor, pipe.spec.image_size)
             if not label:
                 raise InvalidRequest("Pick the class to draw in the painted region.")
-            result = pipe.edit(image, keep, label=label, seed=int(seed), num_images=int(count))
+            fields = svc.request(model, [label], count, seed, None, None, None, None, None)
+            result = pipe.edit(image, keep, label=label, seed=fields["seed"], num_images=int(count))
         except GenloomError as exc:
             raise _error(exc) from None
         return result.images, details(result)
 
     with gr.Blocks(title="genloom", analytics_enabled=False) as app:
         gr.Markdown("# genloom\nSample, compare and edit with every model the loaded plugins provide.")
-        token = gr.State(None)
+        jobs = gr.State(SessionJobs())  # copied per browser session: each gets its own
         with gr.Tab("Generate", id="generate"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -143,7 +166,11 @@ def build_app(service: GenerationService | None = None) -> Any:
                                          elem_id="options")
                     sampler = gr.Dropdown([""] + svc.samplers_for(first), value="", allow_custom_value=True,
                                           label="Sampler (blank: the model's default)", elem_id="sampler")
-                    steps = gr.Number(None, label="Steps (0 or blank: the default)", precision=0, elem_id="steps")
+                    steps = gr.Number(None, label="Steps (0 or blank: the model's; next-scale models: its scales)",
+                                      precision=0, elem_id="steps")
+                    with gr.Accordion("Weights from files (models without embedded weights)", open=False):
+                        weights = gr.Textbox(label="Weights path on the server", elem_id="weights")
+                        vae = gr.Textbox(label="VAE / VQVAE path on the server", elem_id="vae")
                     with gr.Row():
                         seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
                         dice = gr.Button("Random seed", scale=0, elem_id="randomise")
@@ -159,10 +186,10 @@ def build_app(service: GenerationService | None = None) -> Any:
             model.change(model_changed, model, [classes, guidance, sampler, scale, policy_help], **PRIVATE)
             guidance.change(svc.policy_help, guidance, policy_help, **PRIVATE)
             dice.click(lambda: random.randrange(2 ** 31), None, seed, queue=False, **PRIVATE)
-            run.click(new_token, None, token, queue=False, **PRIVATE).then(
-                generate, [model, classes, guidance, scale, sampler, steps, seed, count, options, token],
-                [gallery, status, info, manifest], api_name="generate", concurrency_limit=None)
-            stop.click(cancel, token, status, queue=False, **PRIVATE)
+            run.click(generate, [model, classes, guidance, scale, sampler, steps, seed, count, options, weights, vae,
+                                 jobs], [gallery, status, info, manifest], api_name="generate",
+                      concurrency_limit=None)
+            stop.click(cancel, jobs, status, queue=False, **PRIVATE)
             app.load(model_changed, model, [classes, guidance, sampler, scale, policy_help], **PRIVATE)
         with gr.Tab("Compare", id="compare"):
             gr.Markdown("The same seeds through two policies (or two models), side by side.")
@@ -199,7 +226,7 @@ def build_app(service: GenerationService | None = None) -> Any:
                 with gr.Column():
                     edit_model = gr.Dropdown(editable, value=editable[0], label="Model")
                     editor = gr.ImageEditor(type="numpy", image_mode="RGBA", label="Image (paint = regenerate)",
-                                            elem_id="editor")
+                                            elem_id="editor", brush=gr.Brush(default_size=2, colors=["#ff00ff"]))
                     edit_label = gr.Dropdown(svc.class_names(editable[0]), allow_custom_value=True, label="Class",
                                              elem_id="edit-class")
                     with gr.Row():
@@ -220,15 +247,25 @@ def build_app(service: GenerationService | None = None) -> Any:
                          headers=["model", "plugin", "paradigm", "classes", "size", "description"], label="Models",
                          wrap=True)
     app.queue(default_concurrency_limit=None)
+    app.genloom_manifests = manifests  # removed with the app (launch) or by the caller (tests)
+    app.genloom_service = svc
     return app
 
 
 def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False, per_model: int = 1,
-           block: bool = True) -> Any:
-    """Start the app (127.0.0.1 unless told otherwise; a share link only when asked)."""
+           block: bool = True, weights_root: str | None = None) -> Any:
+    """Start the app (127.0.0.1 unless told otherwise; a share link only when asked). Weights paths typed into
+    the page are read anywhere on loopback, only inside ``weights_root`` beyond it."""
     import os
 
+    import atexit
+
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    app = build_app(GenerationService(per_model=per_model))
-    app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, show_error=True)
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    service = GenerationService(per_model=per_model, weights_root=weights_root,
+                                any_weights_path=loopback and not share)
+    app = build_app(service)
+    atexit.register(app.genloom_manifests.remove)
+    app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, show_error=True,
+               max_file_size=MAX_UPLOAD)
     return app

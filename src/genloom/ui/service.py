@@ -6,19 +6,49 @@ Kept free of Gradio so it can be tested directly; :mod:`genloom.ui.app` only lay
 
 from __future__ import annotations
 
-import json
+import collections
 import queue
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..engine.errors import GenloomError, InvalidRequest
+from ..engine.options import parse_key_values, route_options
+from ..engine.pipeline import CALL_ARGUMENTS
 from ..engine.progress import CancelToken
 
 MAX_STEPS = 1000
 MAX_IMAGES = 64
+DEFAULT_MODEL = "var-shapes"
+FAILED_LOAD_TTL = 60.0  # seconds a failed model load is answered from memory instead of retried
+
+
+class SessionJobs:
+    """The cancel tokens of one browser session (or API caller): Cancel stops every job it started, queued or
+    running, so a double click on Generate leaves nothing uncancellable."""
+
+    def __init__(self) -> None:
+        self._tokens: list[CancelToken] = []
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SessionJobs:
+        return SessionJobs()  # Gradio copies a State's initial value per session: each gets its own
+
+    def new_token(self) -> CancelToken:
+        token = CancelToken()
+        with self._lock:
+            self._tokens = [t for t in self._tokens if not t.cancelled] + [token]
+        return token
+
+    def cancel_all(self) -> int:
+        with self._lock:
+            tokens, self._tokens = self._tokens, []
+        for token in tokens:
+            token.cancel()
+        return len(tokens)
 
 
 @dataclass
@@ -33,43 +63,40 @@ class JobUpdate:
 
 def parse_options(text: str | None) -> dict[str, Any]:
     """``key=value`` lines (values as JSON when they parse) → keyword arguments for the policy or sampler."""
-    out: dict[str, Any] = {}
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, raw = line.partition("=")
-        if not sep or not key.strip():
-            raise InvalidRequest(f"Option line {line!r} is not key=value.")
-        try:
-            out[key.strip()] = json.loads(raw.strip())
-        except json.JSONDecodeError:
-            out[key.strip()] = raw.strip()
-    return out
+    return parse_key_values((text or "").splitlines(), "option line")
 
 
 class GenerationService:
     """One per app. Pipelines are cached per model; each model admits ``per_model`` jobs at a time."""
 
-    def __init__(self, engine: Any = None, per_model: int = 1) -> None:
+    def __init__(self, engine: Any = None, per_model: int = 1, weights_root: str | None = None,
+                 any_weights_path: bool = True) -> None:
+        """``weights_root``: user-typed weights/VAE paths must lie inside it; ``any_weights_path=False`` without
+        a root refuses typed paths (an app served beyond loopback must not read any file the server can)."""
         if engine is None:
             from ..engine.engine import default_engine
 
             engine = default_engine()
         self.engine, self.per_model = engine, per_model
+        self.weights_root = Path(weights_root).resolve() if weights_root else None
+        self.any_weights_path = any_weights_path
         self._pipes: dict[str, Any] = {}
         self._gates: dict[str, threading.Semaphore] = {}
-        self._lock = threading.Lock()
+        self._failures: dict[str, tuple[float, GenloomError]] = {}
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the dicts only, never held while a model loads
+        self.history: collections.deque[tuple[str, str]] = collections.deque(maxlen=100)  # (model, outcome)
 
     # --- registry views --------------------------------------------------------------------------------------
     def model_names(self) -> list[str]:
-        """Models that load offline here (embedded weights) first, then the rest."""
+        """The default model first, then the others that load offline here (embedded weights), then the rest."""
         specs = list(self.engine.models.values())
         embedded = [s.name for s in specs if (s.default_weights or "").startswith("asset:")]
-        return embedded + sorted(s.name for s in specs if s.name not in embedded)
+        ordered = embedded + sorted(s.name for s in specs if s.name not in embedded)
+        return sorted(ordered, key=lambda name: name != DEFAULT_MODEL)  # stable: only the default moves
 
     def class_names(self, model: str) -> list[str]:
-        spec = self.engine.models[model]
+        spec = self.spec(model)
         return list(spec.class_names) or [str(i) for i in range(spec.num_classes)]
 
     def policies_for(self, model: str) -> list[str]:
@@ -95,12 +122,59 @@ class GenerationService:
         return rows
 
     # --- jobs -------------------------------------------------------------------------------------------------
-    def pipe(self, model: str) -> Any:
+    def spec(self, model: str, weights: str | None = None, vae: str | None = None) -> Any:
+        """The loaded model's own spec when it is loaded (classes, size and steps as the weights say), else the
+        registered one."""
         with self._lock:
-            if model not in self._pipes:
-                self._pipes[model] = self.engine.load(model)
-                self._gates[model] = threading.Semaphore(self.per_model)
-            return self._pipes[model]
+            pipe = self._pipes.get(_key(model, weights, vae))
+        return pipe.spec if pipe is not None else self.engine.models[model]
+
+    def is_loaded(self, model: str, weights: str | None = None, vae: str | None = None) -> bool:
+        with self._lock:
+            return _key(model, weights, vae) in self._pipes
+
+    def checked_path(self, text: str | None, what: str) -> str | None:
+        """A weights or VAE path typed into the page: it must exist, and lie inside ``weights_root`` when one is
+        set; refused outright when the app is served beyond loopback without a root."""
+        if not text or not text.strip():
+            return None
+        path = Path(text.strip()).expanduser().resolve()
+        if self.weights_root is None and not self.any_weights_path:
+            raise InvalidRequest(f"This app does not load {what} files typed into the page; start it with "
+                                 f"--weights-root DIR to allow files from DIR.")
+        if self.weights_root is not None and not path.is_relative_to(self.weights_root):
+            raise InvalidRequest(f"The {what} file must lie inside {str(self.weights_root)!r}.")
+        if not path.is_file():
+            raise InvalidRequest(f"The {what} file {text.strip()!r} does not exist on the server.")
+        return str(path)
+
+    def pipe(self, model: str, weights: str | None = None, vae: str | None = None) -> Any:
+        """The model's pipeline, loaded once per (model, weights, vae). Loads of different models run in
+        parallel (one lock per key); a failed load is remembered for ``FAILED_LOAD_TTL`` seconds and reported
+        again without retrying."""
+        key = _key(model, weights, vae)
+        with self._lock:
+            if key in self._pipes:
+                return self._pipes[key]
+            lock = self._load_locks.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                if key in self._pipes:
+                    return self._pipes[key]
+                failed = self._failures.get(key)
+            if failed is not None and time.monotonic() - failed[0] < FAILED_LOAD_TTL:
+                raise failed[1]
+            try:
+                pipe = self.engine.load(model, weights=weights, **({"vae": vae} if vae else {}))
+            except GenloomError as exc:
+                with self._lock:
+                    self._failures[key] = (time.monotonic(), exc)
+                raise
+            with self._lock:
+                self._failures.pop(key, None)
+                self._pipes[key] = pipe
+                self._gates[key] = threading.Semaphore(self.per_model)
+            return pipe
 
     def request(self, model: str, classes: list[str] | None, num_images: Any, seed: Any, guidance: str | None,
                 scale: Any, sampler: str | None, steps: Any, options: str | None) -> dict[str, Any]:
@@ -123,14 +197,25 @@ class GenerationService:
         if guidance:
             kwargs["guidance"] = guidance
             if guidance != "none" and scale not in (None, ""):
-                kwargs["guidance_scale"] = float(scale)
-        kwargs.update(parse_options(options))
+                kwargs["guidance_scale"] = _number(scale, "Guidance scale")
+        extra = parse_options(options)
+        policy = self.engine.guidance.get(guidance) if guidance not in (None, "", "none") else None
+        if policy is None and guidance in (None, "") and spec.default_guidance:
+            policy = self.engine.guidance.get(spec.default_guidance)
+        sampler_spec = self.engine.samplers.get(sampler or spec.default_sampler or "")
+        route_options(extra, policy, sampler_spec, reserved=CALL_ARGUMENTS)  # typed errors, before any work
+        kwargs.update(extra)
         return kwargs
 
     def run(self, model: str, kwargs: dict[str, Any], cancel: CancelToken | None = None,
-            previews: bool = True) -> Iterator[JobUpdate]:
-        """Run one job in a worker thread and stream its progress; the last update carries the result."""
-        pipe = self.pipe(model)
+            previews: bool = True, weights: str | None = None, vae: str | None = None) -> Iterator[JobUpdate]:
+        """Run one job in a worker thread and stream its progress; the last update carries the result. Closing
+        the stream early (a client that goes away or cancels) cancels the job."""
+        cancel = cancel or CancelToken()
+        if not self.is_loaded(model, weights, vae):
+            yield JobUpdate(0.0, f"loading {model}…")
+        pipe = self.pipe(model, weights, vae)
+        key = _key(model, weights, vae)
         updates: queue.Queue[Any] = queue.Queue()
         preview_every = 0.5  # seconds between decoded previews
         last = [0.0]
@@ -145,26 +230,38 @@ class GenerationService:
                                   shots))
 
         def work() -> None:
-            gate = self._gates[model]
+            gate = self._gates[key]
             with gate:
                 try:
+                    cancel.raise_if_cancelled()  # cancelled while queued: never starts
+                    updates.put(JobUpdate(0.0, "running…"))
                     result = pipe(progress=progress, cancel=cancel, **kwargs)
+                    self.history.append((model, "done"))
                     updates.put(JobUpdate(1.0, "done", result=result))
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    self.history.append((model, "cancelled" if cancel.cancelled else "failed"))
                     updates.put(exc)
 
         updates.put(JobUpdate(0.0, "queued…"))  # until the model's gate lets the job in
         threading.Thread(target=work, daemon=True).start()
-        while True:
-            item = updates.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            if item.result is not None:
-                return
+        finished = False
+        try:
+            while True:
+                item = updates.get()
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                yield item
+                if item.result is not None:
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                cancel.cancel()
 
-    def run_to_end(self, model: str, kwargs: dict[str, Any], cancel: CancelToken | None = None) -> Any:
-        for update in self.run(model, kwargs, cancel, previews=False):
+    def run_to_end(self, model: str, kwargs: dict[str, Any], cancel: CancelToken | None = None,
+                   weights: str | None = None, vae: str | None = None) -> Any:
+        for update in self.run(model, kwargs, cancel, previews=False, weights=weights, vae=vae):
             if update.result is not None:
                 return update.result
         raise GenloomError("the job ended without a result")
@@ -178,6 +275,18 @@ def details(result: Any) -> dict[str, Any]:
             "seeds": result.seeds, "labels": result.labels, "request": result.manifest["request"]}
 
 
+def _key(model: str, weights: str | None, vae: str | None) -> str:
+    return model if not (weights or vae) else f"{model}|{weights or ''}|{vae or ''}"
+
+
+def _number(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{what} must be a number, got {value!r}.") from None
+    return number
+
+
 def _int(value: Any, what: str, lo: int, hi: int) -> int:
     try:
         number = float(value)
@@ -189,6 +298,6 @@ def _int(value: Any, what: str, lo: int, hi: int) -> int:
 
 
 def _to_pil(images: Any) -> list[Any]:
-    from ..engine.result import to_pil
+    from ..engine.images import to_pil
 
-    return to_pil((images.detach().float().cpu().clamp(-1, 1) + 1) / 2)
+    return to_pil(images)

@@ -1,6 +1,7 @@
 """The plugin's own test suite, as a plugin author would write it with genloom's conformance kit."""
 
 import genloom_toy
+
 from genloom.testing import check_plugin
 
 

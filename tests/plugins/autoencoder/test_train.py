@@ -53,5 +53,5 @@ def test_resuming_a_state_of_another_configuration_is_refused(tmp_path):
     with pytest.raises(InvalidRequest, match="another configuration.*lr"):
         train_shapes_ae(tmp_path / "b", AutoencoderSettings(**{**TINY, "lr": 5e-4}), resume=state, log=quiet)
     with pytest.raises(InvalidRequest, match="not a genloom training state"):
-        train_shapes_ae(tmp_path / "b", AutoencoderSettings(**TINY), resume=str(tmp_path / "a" / "shapes_ae.safetensors"),
-                        log=quiet)
+        weights_only = str(tmp_path / "a" / "shapes_ae.safetensors")
+        train_shapes_ae(tmp_path / "b", AutoencoderSettings(**TINY), resume=weights_only, log=quiet)

@@ -8,13 +8,13 @@ from safetensors.torch import load_file
 
 import genloom
 from genloom.engine.errors import WeightsMismatch
+from genloom.engine.guidance import StepInfo
 from genloom.engine.weights import save_state_dict
 from genloom.plugins.dimr.config import infer_dimr_config
 from genloom.plugins.dimr.model import load_dimr
 from genloom.plugins.dimr.network import DiMRNetwork
 from genloom.plugins.guidance.cfg import CFG
 from genloom.samplers.dpm_solver_fast import dpm_solver_fast, fast_orders
-from genloom.engine.guidance import StepInfo
 
 GOLDEN = Path(__file__).parents[2] / "data" / "golden" / "dimr"
 HEADS = {"tiny2r": 4, "tiny3r": 3}

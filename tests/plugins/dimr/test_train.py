@@ -24,8 +24,8 @@ def test_a_few_training_steps_give_reproducible_loadable_weights(tmp_path):
 
 def test_training_targets_invert_to_the_data_and_noise_the_sampler_recovers():
     from genloom.engine.guidance import StepInfo
-    from genloom.plugins.dimr.train import training_target
     from genloom.engine.parameterisation import to_eps, to_x0
+    from genloom.plugins.dimr.train import training_target
 
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(3, 3, 8, 8, generator=g), torch.randn(3, 3, 8, 8, generator=g)

@@ -8,9 +8,9 @@ from safetensors.torch import load_file
 
 from genloom.engine.seeding import ImageRNG
 from genloom.engine.specs import ModelSpec, Paradigm
+from genloom.plugins.guidance.cfg import CFG
 from genloom.plugins.var.config import phi_index_map
 from genloom.plugins.var.model import VARModel, load_var
-from genloom.plugins.guidance.cfg import CFG
 from genloom.samplers.next_scale import sample_next_scale
 
 GOLDEN = Path(__file__).parents[2] / "data" / "golden" / "var"

@@ -18,8 +18,14 @@ import torch
 
 from ...data.shapes import load_split
 from ...engine.weights import save_state_dict
-from ...training import (check_output_folder, cosine_warmup, load_training_state, random_batch, save_training_state,
-                         set_learning_rate)
+from ...training import (
+    check_output_folder,
+    cosine_warmup,
+    load_training_state,
+    random_batch,
+    save_training_state,
+    set_learning_rate,
+)
 from .settings import SHAPES_AE_CONFIG, AutoencoderSettings, check_positive
 
 STEM = "shapes_ae"

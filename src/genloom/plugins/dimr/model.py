@@ -3,7 +3,6 @@ in pixel space or in the latent space of a diffusers ``AutoencoderKL``, and its 
 
 from __future__ import annotations
 
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +10,8 @@ from typing import Any
 import torch
 
 from ...engine import weights
-from ...engine.errors import WeightsError
 from ...engine.autoencoder import SD_VAE_SCALE
+from ...engine.errors import WeightsError
 from ...engine.model import GenerativeModel
 from ...samplers.diffusion import NoiseSchedule
 from .config import DiMRConfig, infer_dimr_config

@@ -24,12 +24,18 @@ import torch.nn.functional as F
 from ...data.constants import NUM_CLASSES
 from ...data.shapes import load_split
 from ...engine import weights
+from ...engine.autoencoder import load_autoencoder_file
 from ...engine.errors import InvalidRequest
-from ...training import (check_output_folder, cosine_warmup, dihedral_augment, load_training_state,
-                         random_batch, save_training_state)
+from ...training import (
+    check_output_folder,
+    cosine_warmup,
+    dihedral_augment,
+    load_training_state,
+    random_batch,
+    save_training_state,
+)
 from . import SHAPES_NOISE
 from .config import DiMRConfig, StageConfig
-from ...engine.autoencoder import load_autoencoder_file
 from .model import DIMR_SCHEDULE
 from .network import DiMRNetwork, tau_from_time
 from .settings import DiMRTrainSettings

@@ -19,7 +19,6 @@ import torch
 
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, StepInfo
-
 from .declarations import FORMULATIONS, RESCALE_SPACES, SCHEDULES
 
 
