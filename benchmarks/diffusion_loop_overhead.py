@@ -6,6 +6,7 @@ network (``model.denoise`` and the final decode) and in the diffusers scheduler 
 step bookkeeping, noise, progress — is the loop's overhead, reported as a share of the run.
 
     python benchmarks/diffusion_loop_overhead.py [--batch 16] [--steps 25] [--sampler dpm++2m] [--repeats 3]
+    smoke mode (CI): --batch 2 --steps 2 --repeats 1
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def main() -> None:
         total = time.perf_counter() - t0
         if r:  # the first run warms up
             rows.append((total, spent["network"], spent["scheduler"]))
-    print(f"shapes-sized DiMR (1.37 M params, 32 px), batch {args.batch}, {args.steps} steps, {args.sampler}, "
+    params = sum(p.numel() for p in model.net.parameters()) / 1e6
+    print(f"shapes-sized pixel DiMR ({params:.2f} M params, 32 px), batch {args.batch}, {args.steps} steps, "
+          f"{args.sampler}, "
           f"CFG w=3 (packed 2×{args.batch} rows), {args.threads} threads")
     print(f"{'run':>4} {'total s':>9} {'network s':>10} {'scheduler s':>12} {'overhead s':>11} {'overhead %':>11}")
     for i, (total, net, sched) in enumerate(rows):

@@ -4,6 +4,7 @@ Prints: classifier accuracy on the test split; FD / precision / recall of real i
 test split — which should be near 0 / near 1 — and of corrupted sets (pixel noise, a single class, wrong labels).
 
     python benchmarks/eval_sanity.py [--n 5000] [--subsets 5]
+    smoke mode (CI): --n 60 --subsets 2
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""Quality of an embedded shapes model: class accuracy and FD (reference classifier, shapes test split) of
-generated samples at several guidance scales and samplers. For VAR also the same metrics on VQVAE
-reconstructions of real test images (an upper bound the transformer cannot beat). Optionally saves an image grid.
+"""Quality of an embedded shapes model: class accuracy, FD, precision and recall (reference classifier, against
+the shapes test split) and colour (mean saturation, hue-histogram TV distance to real images) of generated
+samples, unguided and at guidance scales; the per-class accuracy of the last row; optionally an image grid. For
+VAR also the same figures on VQVAE reconstructions of real test images (a bound the transformer cannot beat).
 
-    python benchmarks/shapes_quality.py --model var-shapes [--per-class 50] [--scales 1 2 3 4] [--top-k 0]
+    python benchmarks/shapes_quality.py --model var-shapes [--per-class 50] [--scales 1 5] [--top-k 0]
         [--schedule constant] [--seed 0]
-    python benchmarks/shapes_quality.py --model dimr-shapes --samplers dpm++2m ddim --steps 25 --scales 1 3
-    options: [--grid docs/<model>_grid.png] [--weights W [--vae V]] (a checkpoint instead of the embedded asset)
+    python benchmarks/shapes_quality.py --model dimr-shapes --samplers ddim --steps 25 --scales 1 3
+    options: [--grid docs/<model>_grid.png] [--weights W [--vae V] [-L key=value ...]] (a checkpoint instead of the
+    embedded asset); scale 1 means no guidance
+    smoke mode (CI): --model var-shapes --per-class 1 --scales 1 --num-reference 50
 """
 
 from __future__ import annotations
@@ -17,16 +20,20 @@ import torch
 
 import genloom
 from genloom.data import load_split
+from genloom.data.constants import CLASS_NAMES
 from genloom.data.grid import save_grid
-from genloom.eval import evaluate
+from genloom.engine.options import parse_key_values
+from genloom.eval import colour_report, evaluate
 
-HEADER = f"{'set':<34} {'accuracy':>8} {'FD':>9} {'FD mean ± std':>18} {'precision':>9} {'recall':>7} {'s/img':>7}"
+HEADER = (f"{'set':<34} {'accuracy':>8} {'FD':>9} {'FD mean ± std':>18} {'precision':>9} {'recall':>7} "
+          f"{'sat.':>5} {'hue TV':>6} {'NFE':>5} {'s/img':>7}")
 
 
-def row(name: str, r, per_image: float | None) -> str:  # noqa: ANN001
+def row(name: str, r, colour, nfe: float | None, per_image: float | None) -> str:  # noqa: ANN001
     t = f"{per_image:>7.4f}" if per_image is not None else f"{'-':>7}"
+    n = f"{nfe:>5.1f}" if nfe is not None else f"{'-':>5}"
     return (f"{name:<34} {r.accuracy:>8.4f} {r.fd:>9.4f} {r.fd_mean:>9.4f} ± {r.fd_std:<6.4f}"
-            f"{r.precision:>9.4f} {r.recall:>7.4f} {t}")
+            f"{r.precision:>9.4f} {r.recall:>7.4f} {colour.mean_saturation:>5.1f} {colour.hue_tv:>6.3f} {n} {t}")
 
 
 def main() -> None:
@@ -39,26 +46,34 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=None, help="next-scale models only")
     parser.add_argument("--schedule", default=None, help="CFG schedule (constant, linear, ...); default: the model's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-reference", type=int, default=5000)
     parser.add_argument("--grid", default=None)
     parser.add_argument("--weights", default=None, help="a checkpoint instead of the embedded default")
-    parser.add_argument("--vae", default=None, help="its VQVAE checkpoint (VAR)")
+    parser.add_argument("--vae", default=None, help="its VQVAE / autoencoder checkpoint")
+    parser.add_argument("-L", "--load-option", action="append", default=[], help="family load option KEY=VALUE")
     args = parser.parse_args()
     name = args.model
     if name not in genloom.default_engine().models:  # trained but not yet registered: the generic loader
         name = name.split("-")[0]
-    extra = {"vae": args.vae} if args.vae else {}
+    extra = parse_key_values(args.load_option, "--load-option")
+    if args.vae:
+        extra["vae"] = args.vae
     pipe = genloom.load(name, weights=args.weights, **extra)
     n = 10 * args.per_class
     real, labels = load_split("test", n, start=10_000)
+    reference, _ = load_split("test", min(args.num_reference, 5000))
+    kw_eval = dict(num_reference=args.num_reference, subsets=5 if n >= 50 else 1)
+    print(f"{pipe.spec.name}: {n} samples (seed {args.seed}+), {args.num_reference} test images as reference")
     print(HEADER)
     vae = getattr(pipe.model, "vae", None)
     if hasattr(vae, "img_to_indices"):
         with torch.inference_mode():
             recon = vae.indices_to_img(vae.img_to_indices(real))[0]
-        print(row("VQVAE reconstructions", evaluate(recon, labels.numpy(), num_reference=5000, subsets=5), None))
+        print(row("VQVAE reconstructions", evaluate(recon, labels.numpy(), **kw_eval), colour_report(recon, reference),
+                  None, None))
     wanted = [i % 10 for i in range(n)]
     sampler_kw = {"top_k": args.top_k} if args.top_k is not None else {}
-    last = None
+    last = report = None
     for sampler in args.samplers:
         for w in args.scales:
             t0 = time.perf_counter()
@@ -68,14 +83,18 @@ def main() -> None:
             res = pipe(labels=wanted, seed=args.seed, output_type="pt", batch_size=100, sampler=sampler,
                        steps=args.steps, **kw, **sampler_kw)
             per_image = (time.perf_counter() - t0) / n
-            r = evaluate(res.images * 2 - 1, wanted, num_reference=5000, subsets=5)
+            images = res.images * 2 - 1
+            report = evaluate(images, wanted, **kw_eval)
             label = ("no guidance" if w == 1.0 else f"CFG w={w:g}") + (f", {sampler}" if sampler else "")
             if args.schedule and w != 1.0:
                 label += f" {args.schedule}"
             if args.steps:
                 label += f", {args.steps} steps"
-            print(row(label, r, per_image))
+            print(row(label, report, colour_report(images, reference), sum(res.nfe) / n, per_image))
             last = res
+    if report is not None and report.per_class:
+        print("per-class accuracy of the last row: " + ", ".join(
+            f"{CLASS_NAMES[r['class']]} {r['accuracy']:.2f}" for r in report.per_class))
     if args.grid and last is not None:
         save_grid(last.images[:60] * 2 - 1, args.grid, columns=10, zoom=3)
         print(f"grid of the last run's first 60 (columns = classes) saved to {args.grid}")

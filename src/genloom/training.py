@@ -56,6 +56,24 @@ def quiet_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def check_settings(settings: object, positive: tuple[str, ...] = (), fractions: tuple[str, ...] = (),
+                   files: tuple[str, ...] = ()) -> None:
+    """Typed errors, before any work starts, naming the first setting that is wrong: ``positive`` ones must be
+    > 0, ``fractions`` in [0, 1), ``files`` (when set) must exist."""
+    for name in positive:
+        value = getattr(settings, name)
+        if not value > 0:
+            raise InvalidRequest(f"--{name.replace('_', '-')} must be > 0, got {value}.")
+    for name in fractions:
+        value = getattr(settings, name)
+        if not 0 <= value < 1:
+            raise InvalidRequest(f"--{name.replace('_', '-')} must be in [0, 1), got {value}.")
+    for name in files:
+        value = getattr(settings, name)
+        if value and not Path(value).is_file():
+            raise InvalidRequest(f"--{name.replace('_', '-')} {value!r} does not exist.")
+
+
 def check_output_folder(out_dir: str | Path) -> Path:
     """Create ``out_dir`` and prove it is writable before any training starts."""
     return ensure_writable_folder(out_dir, "output folder (--out)")

@@ -50,7 +50,7 @@ def asset_path(name: str) -> Path:
     return path
 
 
-def resolve(reference: str | os.PathLike[str], filename_hint: str | None = None) -> ResolvedWeights:
+def resolve(reference: str | os.PathLike[str]) -> ResolvedWeights:
     """Turn ``asset:<name>``, ``hf://owner/repo/file[@revision]`` or a local file/folder into a local file."""
     ref = os.fspath(reference)
     if ref.startswith(ASSET_PREFIX):
@@ -59,15 +59,13 @@ def resolve(reference: str | os.PathLike[str], filename_hint: str | None = None)
         return ResolvedWeights(_download_from_hub(ref), ref)
     path = Path(ref).expanduser()
     if path.is_dir():
-        return ResolvedWeights(_pick_in_folder(path, filename_hint), ref)
+        return ResolvedWeights(_pick_in_folder(path), ref)
     if not path.exists():
         raise WeightsError(f"Checkpoint {ref!r} not found (resolved to {path.resolve()}); check the path.")
     return ResolvedWeights(path, ref)
 
 
-def _pick_in_folder(folder: Path, hint: str | None) -> Path:
-    if hint and (folder / hint).is_file():
-        return folder / hint
+def _pick_in_folder(folder: Path) -> Path:
     candidates = sorted(p for p in folder.iterdir() if p.suffix in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES)
     safes = [p for p in candidates if p.suffix in SAFETENSORS_SUFFIXES]
     pool = safes or candidates

@@ -256,9 +256,8 @@ def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False
            block: bool = True, weights_root: str | None = None) -> Any:
     """Start the app (127.0.0.1 unless told otherwise; a share link only when asked). Weights paths typed into
     the page are read anywhere on loopback, only inside ``weights_root`` beyond it."""
-    import os
-
     import atexit
+    import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     loopback = host in ("127.0.0.1", "localhost", "::1")

@@ -23,13 +23,3 @@ class AutoencoderSettings:
                                                                  "steps (0: only at the end)."})
     max_minutes: float = field(default=100.0, metadata={"help": "Stop this leg after this long (writing a "
                                                                 "resumable state); continue with --resume."})
-
-
-def check_positive(settings: object, names: tuple[str, ...]) -> None:
-    """Typed error naming the first setting that must be > 0 and is not (before any work starts)."""
-    from ...engine.errors import InvalidRequest
-
-    for name in names:
-        value = getattr(settings, name)
-        if not value > 0:
-            raise InvalidRequest(f"--{name.replace('_', '-')} must be > 0, got {value}.")

@@ -18,15 +18,9 @@ import torch
 
 from ...data.shapes import load_split
 from ...engine.weights import save_state_dict
-from ...training import (
-    check_output_folder,
-    cosine_warmup,
-    load_training_state,
-    random_batch,
-    save_training_state,
-    set_learning_rate,
-)
-from .settings import SHAPES_AE_CONFIG, AutoencoderSettings, check_positive
+from ...training import (check_output_folder, check_settings, cosine_warmup, load_training_state, random_batch,
+                         save_training_state, set_learning_rate)
+from .settings import SHAPES_AE_CONFIG, AutoencoderSettings
 
 STEM = "shapes_ae"
 #: settings a resumed leg must share with the state it continues
@@ -68,7 +62,7 @@ def train_shapes_ae(out_dir: str | Path, settings: AutoencoderSettings | None = 
     """Train (or continue) and write ``shapes_ae.safetensors``; returns its path (or the state's, if the leg's
     time ran out first)."""
     s = settings or AutoencoderSettings()
-    check_positive(s, ("steps", "batch_size", "train_size", "lr", "max_minutes"))
+    check_settings(s, positive=("steps", "batch_size", "train_size", "lr", "max_minutes"))
     out = check_output_folder(out_dir)
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)

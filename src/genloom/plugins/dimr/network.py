@@ -8,8 +8,6 @@ skips, and predicts ε at its own resolution; the last stage's prediction is the
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -243,6 +241,3 @@ def tau_from_time(n: torch.Tensor) -> torch.Tensor:
     """DiMR time n ∈ [1, 1000] → τ, through the official log-SNR-like input (n/1000·8 − 4)/4."""
     return (n.float() / 1000 * 8 - 4) / 4
 
-
-def param_count(module: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in module.parameters())

@@ -25,15 +25,8 @@ from ...data.constants import NUM_CLASSES
 from ...data.shapes import load_split
 from ...engine import weights
 from ...engine.autoencoder import load_autoencoder_file
-from ...engine.errors import InvalidRequest
-from ...training import (
-    check_output_folder,
-    cosine_warmup,
-    dihedral_augment,
-    load_training_state,
-    random_batch,
-    save_training_state,
-)
+from ...training import (check_output_folder, check_settings, cosine_warmup, dihedral_augment,
+                         load_training_state, random_batch, save_training_state)
 from . import SHAPES_NOISE
 from .config import DiMRConfig, StageConfig
 from .model import DIMR_SCHEDULE
@@ -152,22 +145,13 @@ def _training_data(s: DiMRTrainSettings, gen: torch.Generator,
     return latents, torch.cat([y, y]), SHAPES_LATENT_DIMR, False
 
 
-def _check(s: DiMRTrainSettings) -> None:
-    for name in ("steps", "batch_size", "train_size", "lr", "max_minutes"):
-        if not getattr(s, name) > 0:
-            raise InvalidRequest(f"--{name.replace('_', '-')} must be > 0, got {getattr(s, name)}.")
-    if not 0 <= s.cond_drop < 1:
-        raise InvalidRequest(f"--cond-drop must be in [0, 1), got {s.cond_drop}.")
-    if s.vae and not Path(s.vae).is_file():
-        raise InvalidRequest(f"--vae {s.vae!r} does not exist; train one with `genloom train autoencoder`.")
-
-
 def train_dimr_shapes(out_dir: str | Path, settings: DiMRTrainSettings | None = None, resume: str | None = None,
                       log: Callable[[str], None] = print) -> Path:
     """Train (or continue) and write ``dimr_shapes.safetensors`` (the EMA weights); returns its path, or the
     resumable state's when the leg's time ran out (or the label gap check stopped it)."""
     s = settings or DiMRTrainSettings()
-    _check(s)
+    check_settings(s, positive=("steps", "batch_size", "train_size", "lr", "max_minutes"), fractions=("cond_drop",),
+                   files=("vae",))
     out = check_output_folder(out_dir)
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -20,8 +20,10 @@ import torch.nn.functional as F
 
 from ...data.shapes import load_split
 from ...engine.weights import read_state_dict, save_state_dict
-from ...training import checkpoint_if_due, cosine_warmup, random_batch, set_learning_rate
+from ...training import (check_output_folder, check_settings, checkpoint_if_due, cosine_warmup, random_batch,
+                         set_learning_rate)
 from .config import VARConfig, VQVAEConfig
+from .settings import VARTrainSettings
 from .transformer import VARTransformer
 from .vqvae import VQVAE
 
@@ -32,22 +34,7 @@ SHAPES_VAR = VARConfig(depth=3, embed_dim=192, num_heads=3, num_classes=10, voca
                        patch_nums=SHAPES_PATCH_NUMS, vae=SHAPES_VAE)
 
 
-@dataclass
-class TrainSettings:
-    seed: int = 0
-    train_size: int = 20_000
-    vae_steps: int = 2000
-    var_steps: int = 3000
-    batch_size: int = 32
-    vae_lr: float = 1e-3
-    var_lr: float = 1e-3
-    beta: float = 0.25
-    cond_drop: float = 0.1
-    restart_every: int = 100
-    checkpoint_every: int = 0  # also write the transformer every this many steps (0: only at the end)
-    vae: str | None = None  # use this trained VQVAE instead of training one
-    init: str | None = None  # start the transformer from these weights (continuing a run) instead of afresh
-    warmup: int = 200
+TrainSettings = VARTrainSettings
 
 
 def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -153,7 +140,9 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
                      log: Callable[[str], None] = print) -> tuple[Path, Path]:
     """Train both networks and write ``var_shapes.safetensors`` and ``var_shapes_vae.safetensors``."""
     s = settings or TrainSettings()
-    out = Path(out_dir)
+    check_settings(s, positive=("train_size", "vae_steps", "var_steps", "batch_size", "vae_lr", "var_lr",
+                                "restart_every"), fractions=("cond_drop",), files=("vae", "init"))
+    out = check_output_folder(out_dir)
     log(f"rendering {s.train_size} training images…")
     x_train, y_train = load_split("train", s.train_size)
     meta = {"model": "var-shapes", **{k: str(v) for k, v in asdict(s).items()}}

@@ -60,11 +60,6 @@ class SelfAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
-    def drop_rows(self, keep: torch.Tensor) -> None:
-        """Compact the cache to the kept batch rows (used when a guidance branch stops for some samples)."""
-        if self.cache is not None:
-            self.cache = (self.cache[0][keep].contiguous(), self.cache[1][keep].contiguous())
-
 
 class FFN(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
@@ -160,10 +155,6 @@ class VARTransformer(nn.Module):
     def kv_caching(self, enabled: bool) -> None:
         for block in self.blocks:
             block.attn.kv_caching(enabled, self.seq_len)
-
-    def drop_cache_rows(self, keep: torch.Tensor) -> None:
-        for block in self.blocks:
-            block.attn.drop_rows(keep)
 
     # ------------------------------------------------------------------ teacher forcing
     def forward(self, labels: torch.Tensor, x_wo_first_l: torch.Tensor) -> torch.Tensor:

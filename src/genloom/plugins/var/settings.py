@@ -1,0 +1,24 @@
+"""Settings of `genloom train var` (torch-free: the CLI builds its options from them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class VARTrainSettings:
+    seed: int = field(default=0, metadata={"help": "Seed of the initialisation and of the data order."})
+    train_size: int = field(default=20_000, metadata={"help": "Training images rendered from the shapes dataset."})
+    vae_steps: int = field(default=2000, metadata={"help": "VQVAE optimisation steps."})
+    var_steps: int = field(default=3000, metadata={"help": "Transformer optimisation steps."})
+    batch_size: int = field(default=32, metadata={"help": "Images per step."})
+    vae_lr: float = field(default=1e-3, metadata={"help": "VQVAE peak learning rate."})
+    var_lr: float = field(default=1e-3, metadata={"help": "Transformer peak learning rate."})
+    beta: float = field(default=0.25, metadata={"help": "VQ commitment weight."})
+    cond_drop: float = field(default=0.1, metadata={"help": "Fraction of labels dropped to the null class (CFG)."})
+    restart_every: int = field(default=100, metadata={"help": "Restart unused codes every N VQVAE steps."})
+    checkpoint_every: int = field(default=0, metadata={"help": "Also write the transformer every N steps (0: only "
+                                                               "at the end)."})
+    vae: str | None = field(default=None, metadata={"help": "Use this trained VQVAE (skip its training)."})
+    init: str | None = field(default=None, metadata={"help": "Continue the transformer from these weights."})
+    warmup: int = field(default=200, metadata={"help": "Transformer learning-rate warm-up steps."})

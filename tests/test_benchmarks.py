@@ -1,0 +1,30 @@
+"""Benchmarks are code too: every script in benchmarks/ runs here at tiny sizes (no timing is asserted), so none
+can rot unnoticed. Each script's docstring names its smoke mode."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+SMOKE = {
+    "autoencoder_quality.py": ["--n", "20", "--num-reference", "100"],
+    "cli_startup.py": ["--runs", "1"],
+    "diffusion_loop_overhead.py": ["--batch", "2", "--steps", "2", "--repeats", "1", "--threads", "1"],
+    "eval_sanity.py": ["--n", "60", "--subsets", "2"],
+    "shapes_quality.py": ["--model", "var-shapes", "--per-class", "1", "--scales", "1", "--num-reference", "50"],
+    "var_kv_cache.py": ["--depth", "1", "--batch", "1", "--repeats", "1", "--vae-ch", "32", "--threads", "1"],
+}
+
+
+def test_every_benchmark_has_a_smoke_mode():
+    assert sorted(p.name for p in BENCHMARKS.glob("*.py")) == sorted(SMOKE)
+
+
+@pytest.mark.parametrize("script", sorted(SMOKE))
+def test_benchmark_runs_in_smoke_mode(script):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *SMOKE[script]], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip(), "a benchmark must print its figures"
