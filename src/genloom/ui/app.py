@@ -80,14 +80,20 @@ def build_app(service: GenerationService | None = None) -> Any:
 
     def model_changed(model: str) -> tuple[Any, ...]:
         classes = svc.class_names(model)
-        spec = svc.engine.models[model]
+        spec = svc.spec(model)
         policies = svc.policies_for(model)
         policy = spec.default_guidance or "none"
         return (gr.update(choices=classes, value=classes[:1] if classes else [], visible=bool(classes)),
                 gr.update(choices=policies, value=policy),
                 gr.update(choices=[""] + svc.samplers_for(model), value=""),
                 gr.update(value=spec.default_guidance_scale or 1.0),
-                svc.policy_help(policy))
+                svc.policy_help(policy),
+                gr.update(placeholder=svc.options_placeholder(policy, spec.default_sampler)))
+
+    def options_hint(model: str, policy: str, sampler: str) -> tuple[Any, ...]:
+        spec = svc.spec(model)
+        return (svc.policy_help(policy),
+                gr.update(placeholder=svc.options_placeholder(policy, sampler or spec.default_sampler)))
 
     def generate(model: str, classes: list[str], guidance: str, scale: float, sampler: str, steps: Any,
                  seed: Any, count: Any, options: str, weights: str, vae: str,
@@ -162,7 +168,8 @@ def build_app(service: GenerationService | None = None) -> Any:
                                            label="Guidance policy", elem_id="guidance")
                     scale = gr.Number(1.0, label="Guidance scale (w; 1 = none)", elem_id="scale")
                     policy_help = gr.Markdown()
-                    options = gr.Textbox(label="Policy / sampler options (key=value per line)", lines=2,
+                    options = gr.Textbox(label="Policy / sampler options (key=value per line; the hint lists "
+                                               "what the chosen policy and sampler declare)", lines=3,
                                          elem_id="options")
                     sampler = gr.Dropdown([""] + svc.samplers_for(first), value="", allow_custom_value=True,
                                           label="Sampler (blank: the model's default)", elem_id="sampler")
@@ -183,14 +190,15 @@ def build_app(service: GenerationService | None = None) -> Any:
                     status = gr.Markdown("idle", elem_id="status")
                     info = gr.JSON(label="Run details")
                     manifest = gr.File(label="Manifest")
-            model.change(model_changed, model, [classes, guidance, sampler, scale, policy_help], **PRIVATE)
-            guidance.change(svc.policy_help, guidance, policy_help, **PRIVATE)
+            model.change(model_changed, model, [classes, guidance, sampler, scale, policy_help, options], **PRIVATE)
+            for field in (guidance, sampler):
+                field.change(options_hint, [model, guidance, sampler], [policy_help, options], **PRIVATE)
             dice.click(lambda: random.randrange(2 ** 31), None, seed, queue=False, **PRIVATE)
             run.click(generate, [model, classes, guidance, scale, sampler, steps, seed, count, options, weights, vae,
                                  jobs], [gallery, status, info, manifest], api_name="generate",
                       concurrency_limit=None)
             stop.click(cancel, jobs, status, queue=False, **PRIVATE)
-            app.load(model_changed, model, [classes, guidance, sampler, scale, policy_help], **PRIVATE)
+            app.load(model_changed, model, [classes, guidance, sampler, scale, policy_help, options], **PRIVATE)
         with gr.Tab("Compare", id="compare"):
             gr.Markdown("The same seeds through two policies (or two models), side by side.")
             with gr.Row():

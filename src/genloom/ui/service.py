@@ -107,6 +107,21 @@ class GenerationService:
         spec = self.engine.models[model]
         return sorted(s.name for s in self.engine.samplers.values() if s.paradigm is spec.paradigm)
 
+    def option_fields(self, policy: str | None, sampler: str | None) -> list[dict[str, Any]]:
+        """The form fields of a policy's and a sampler's declared options (what the options box accepts)."""
+        fields = []
+        for kind, registry, name in (("policy", self.engine.guidance, policy), ("sampler", self.engine.samplers,
+                                                                                 sampler)):
+            spec = registry.get(name or "")
+            if spec is not None:
+                fields += [dict(field.form_field(), owner=f"{kind} {spec.name}") for field in spec.options]
+        return fields
+
+    def options_placeholder(self, policy: str | None, sampler: str | None) -> str:
+        """One ``key=default`` line per declared option: the options box's hint, derived from the declarations."""
+        return "\n".join(f"{f['name']}={'' if f['default'] is None else f['default']}"
+                         for f in self.option_fields(policy, sampler))
+
     def policy_help(self, policy: str) -> str:
         if policy in (None, "", "none"):
             return "No guidance: one network evaluation per step."
