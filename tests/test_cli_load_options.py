@@ -40,7 +40,17 @@ def test_latent_dimr_from_trainer_files(trained, tmp_path):
                    "--load-option", "num_heads=4", "-L", f"noise_schedule={schedule}", "--sampler", "ddim",
                    "--steps", "2", "--labels", "3", "--seed", "0", "--out", str(tmp_path / "o"))
     assert done.returncode == 0, done.stderr
-    assert len(json.loads((tmp_path / "o" / "manifest.json").read_text())["files"]) == 1
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert len(manifest["files"]) == 1 and manifest["load_options"]["num_heads"] == 4
+    # the manifest alone reproduces the run: weights, vae and load options included
+    import numpy as np
+    from PIL import Image
+
+    import genloom
+
+    again = genloom.reproduce(tmp_path / "o" / "manifest.json")
+    saved = np.asarray(Image.open(tmp_path / "o" / manifest["files"][0]))
+    assert np.array_equal(np.asarray(again.images[0]), saved)
 
 
 def test_load_option_errors_are_typed_and_one_line(trained, tmp_path):

@@ -326,14 +326,18 @@ def data() -> None:
 
 @data.command()
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--rows", default=6, show_default=True)
-@click.option("--start", default=0, show_default=True)
-@click.option("--zoom", default=3, show_default=True, help="Pixel zoom of each 32×32 image.")
+@click.option("--rows", default=6, show_default=True, type=click.IntRange(min=1))
+@click.option("--start", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--zoom", default=3, show_default=True, type=click.IntRange(min=1), help="Pixel zoom of each image.")
 @click.option("--out", default="shapes_preview.png", show_default=True, type=click.Path(dir_okay=False))
-def preview(split: str, rows: int, start: int, zoom: int, out: str) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def preview(split: str, rows: int, start: int, zoom: int, out: str, overwrite: bool) -> None:
     """Save a grid: one column per class, ``rows`` examples each."""
     from ..data.grid import save_grid
     from ..data.shapes import NUM_CLASSES, render
+    from ..engine.outputs import check_output_file
+
+    check_output_file(out, overwrite)
 
     images, _ = render(split, start, rows * NUM_CLASSES)
     save_grid(images, out, columns=NUM_CLASSES, zoom=zoom)

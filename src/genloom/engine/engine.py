@@ -105,7 +105,8 @@ class Engine:
             model.weights.append(options.weights)
         model.to(device=options.device, dtype=options.dtype)
         defaults = {"sampler": sampler, "steps": steps, "guidance": guidance, "guidance_scale": guidance_scale}
-        return Pipeline(self, model, {k: v for k, v in defaults.items() if v is not None})
+        loaded_with = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in extra.items()}
+        return Pipeline(self, model, {k: v for k, v in defaults.items() if v is not None}, load_options=loaded_with)
 
     def load_classifier(self, name: str, weights: str | os.PathLike[str] | None = None, device: Any = None,
                         dtype: Any = None, **extra: Any) -> Any:
@@ -171,7 +172,7 @@ class Engine:
         if not isinstance(manifest, Mapping):
             manifest = json.loads(Path(manifest).read_text())
         recorded = manifest.get("weights") or []
-        load_kwargs: dict[str, Any] = {"dtype": manifest.get("dtype")}
+        load_kwargs: dict[str, Any] = {"dtype": manifest.get("dtype"), **manifest.get("load_options", {})}
         if recorded and "weights" not in overrides:
             load_kwargs["weights"] = recorded[0]["source"]
         load_kwargs.update(overrides)

@@ -76,5 +76,5 @@ def check_output_file(path: str | os.PathLike[str], overwrite: bool) -> Path:
     if p.exists() and not overwrite:
         raise InvalidRequest(f"{str(p)!r} already exists; pick another name or pass --overwrite "
                              f"(API: overwrite=True).")
-    ensure_writable_folder(p.parent, "folder of", create=False)
+    ensure_writable_folder(p.parent, "folder", create=False)
     return p

@@ -57,11 +57,13 @@ class LoadOptions:
 class Pipeline:
     """``pipe(labels=..., seed=...)`` → :class:`GenerationResult`. Safe to call repeatedly; holds no run state."""
 
-    def __init__(self, engine: Registries, model: GenerativeModel, defaults: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, engine: Registries, model: GenerativeModel, defaults: Mapping[str, Any] | None = None,
+                 load_options: Mapping[str, Any] | None = None) -> None:
         self.engine = engine
         self.model = model
         self.spec = model.spec
         self.defaults = dict(defaults or {})
+        self.load_options = dict(load_options or {})  # the family options it was loaded with (for the manifest)
 
     def __repr__(self) -> str:
         return f"Pipeline({self.spec.name!r}, paradigm={self.spec.paradigm.value}, device={self.model.device})"
@@ -124,6 +126,8 @@ class Pipeline:
             sampler=sampler, steps=steps, batch_size=batch_size, output_type=output_type, rng=rng,
             options=options, defaults=self.defaults, reserved=CALL_ARGUMENTS,
         )
+        if conditioning is not None and not isinstance(conditioning, Mapping):
+            raise InvalidRequest(f"conditioning must be a mapping, got {type(conditioning).__name__}.")
         if not isinstance(batch_invariant, bool):
             raise InvalidRequest(f"batch_invariant must be True or False, got {batch_invariant!r}.")
         initial = self._initial_noise(latents, request.num_images)
@@ -239,6 +243,7 @@ class Pipeline:
             "paradigm": self.spec.paradigm.value,
             "weights": self.model.weights_manifest(),
             "config": _plain(self.model.config),
+            "load_options": self.load_options,
             "device": str(self.model.device),
             "dtype": str(self.model.dtype).replace("torch.", ""),
             "torch": torch.__version__,

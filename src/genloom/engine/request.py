@@ -216,6 +216,8 @@ def _policy(spec: ModelSpec, policies: Registry[GuidanceSpec], name: str | None,
 
 
 def _sampler(spec: ModelSpec, samplers: Registry[SamplerSpec], name: str | None) -> SamplerSpec:
+    if name is not None and not isinstance(name, str):
+        raise InvalidRequest(f"sampler must be a sampler name, got {name!r}.")
     name = name or spec.default_sampler
     if name is None:
         fitting = [s for s in samplers.values() if s.paradigm is spec.paradigm]

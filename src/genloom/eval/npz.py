@@ -6,6 +6,7 @@ This is the format the guided-diffusion evaluation suite reads, and the one VAR 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,9 @@ def read_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | Non
                 raise InvalidRequest(f"{p.name} has no 'arr_0' array (found {data.files}); not an ADM sample batch.")
             images = data["arr_0"]
             labels = data["arr_1"] if "arr_1" in data.files else None
-    except (ValueError, OSError) as exc:
-        raise InvalidRequest(f"{p.name} is not a readable .npz file ({exc}).") from exc
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # truncated or not a zip at all
+        raise InvalidRequest(f"{p.name} is not a readable .npz file ({type(exc).__name__}: {exc}); it may be "
+                             f"truncated — write it again.") from None
     check_images(images, p.name)
     if labels is not None:
         labels = check_labels(labels, len(images))
