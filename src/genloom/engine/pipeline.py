@@ -72,20 +72,25 @@ class Pipeline:
     def device(self) -> torch.device:
         return self.model.device
 
-    def edit(self, image: Any, mask: Any, label: Any = None, **kwargs: Any) -> GenerationResult:
+    def edit(self, image: Any, mask: Any, label: Any = None, blend: bool = True, **kwargs: Any) -> GenerationResult:
         """Zero-shot editing: keep the source ``image`` where ``mask`` is 1 (True), generate the rest.
 
         In-painting: mask = 1 outside the hole; out-painting: 1 inside the kept region; class editing: 1 on the
         background and a new ``label``. ``image``: PIL, uint8 (H, W, 3) array, or float (3, H, W) tensor in
-        [-1, 1]; ``mask``: (H, W) array, tensor or PIL image at the model's resolution. Other keywords (seed,
-        num_images, guidance, top_k, ...) as in ``__call__``.
+        [-1, 1]; ``mask``: (H, W) array, tensor or PIL image at the model's resolution. ``blend`` (default)
+        pastes the source's kept pixels back after decoding, as diffusers' in-painting does, softening the seam
+        one pixel into the regenerated region; ``blend=False`` returns the decoded tokens only (the model's
+        autoencoder then changes the kept pixels too). Other keywords (seed, num_images, guidance, top_k, ...) as
+        in ``__call__``.
         """
         from .editing import as_edit_inputs
 
         if not hasattr(self.model, "prepare_edit"):
             raise InvalidRequest(f"Model {self.spec.name!r} does not support editing (it has no prepare_edit).")
+        if not isinstance(blend, bool):
+            raise InvalidRequest(f"blend must be True or False, got {blend!r}.")
         source, keep = as_edit_inputs(image, mask, self.spec.image_size)
-        return self(label, conditioning={"edit": self.model.prepare_edit(source, keep)}, **kwargs)
+        return self(label, conditioning={"edit": self.model.prepare_edit(source, keep, blend=blend)}, **kwargs)
 
     def __call__(
         self,

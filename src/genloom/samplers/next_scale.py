@@ -37,10 +37,24 @@ class NextScaleModel(Protocol):
 
 @dataclass(frozen=True)
 class EditPlan:
-    """Per scale: the source image's token indices ``(1, pn²)`` and which positions to keep ``(pn²,)`` bool."""
+    """Per scale: the source image's token indices ``(1, pn²)`` and which positions to keep ``(pn²,)`` bool.
+    ``blend``: the source pixels ``(1, 3, H, W)`` and the pixel keep-mask ``(H, W)`` to paste back after decoding
+    (``None``: the decoded tokens only)."""
 
     indices: list[torch.Tensor]
     keep: list[torch.Tensor]
+    source: torch.Tensor | None = None
+    pixel_keep: torch.Tensor | None = None
+
+    def blend(self, images: torch.Tensor) -> torch.Tensor:
+        """Paste the source back where it is kept. The kept pixels are the source exactly; the seam is softened
+        one pixel into the regenerated side (a 3×3 box filter of the mask, never below the mask itself)."""
+        if self.source is None or self.pixel_keep is None:
+            return images
+        keep = self.pixel_keep.to(images.device, images.dtype)[None, None]
+        alpha = torch.maximum(torch.nn.functional.avg_pool2d(keep, 3, stride=1, padding=1,
+                                                             count_include_pad=False), keep)
+        return alpha * self.source.to(images.device, images.dtype) + (1 - alpha) * images
 
 
 def keep_masks(mask: torch.Tensor, patch_nums: tuple[int, ...]) -> list[torch.Tensor]:
@@ -174,8 +188,11 @@ def sample_next_scale(
                 on_scale(k + 1, num_scales, lambda f=f_hat: model.decode(f))  # a preview, decoded on demand
     finally:
         model.kv_caching(False)
-    return NextScaleResult(images=model.decode(f_hat) if decode else f_hat, indices=indices, guided_logits=kept,
-                           labels=labels, passes=num_scales * copies)
+    images = model.decode(f_hat) if decode else f_hat
+    if decode and edit is not None:
+        images = edit.blend(images)
+    return NextScaleResult(images=images, indices=indices, guided_logits=kept, labels=labels,
+                           passes=num_scales * copies)
 
 
 def _info(k: int, num_scales: int, b: int) -> StepInfo:

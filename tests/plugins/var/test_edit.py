@@ -34,7 +34,7 @@ def test_keep_mask_per_scale():
 
 
 def test_full_keep_reproduces_the_source_tokens(pipe, source):
-    res = pipe.edit(source, torch.ones(64, 64), label=5, seed=0, output_type="pt")
+    res = pipe.edit(source, torch.ones(64, 64), label=5, seed=0, output_type="pt", blend=False)
     src_idx = pipe.model.vae.img_to_indices(source[None])
     got = res.telemetry["indices"][0]
     assert all(torch.equal(a, b) for a, b in zip(got, src_idx))
@@ -78,3 +78,23 @@ def test_models_without_editing_say_so():
     smoke = Engine(third_party=False).load("smoke")
     with pytest.raises(InvalidRequest, match="does not support editing"):
         smoke.edit(np.zeros((32, 32, 3), np.uint8), np.ones((32, 32)), label=1)
+
+
+def test_blending_keeps_the_kept_pixels_of_real_images_within_8_of_255():
+    """On var-shapes and real test images: the kept region stays the source (the blend default), while without the
+    blend the VQVAE alone changes it; the regenerated region still changes."""
+    import genloom
+    from genloom.data import load_split
+
+    shapes = genloom.load("var-shapes")
+    images, _ = load_split("test", 8, start=300)
+    keep = torch.ones(32, 32)
+    keep[8:24, 8:24] = 0  # regenerate the centre
+    inside = keep == 0
+    for i, image in enumerate(images):
+        blended = shapes.edit(image, keep, label=i % 10, seed=i, output_type="pt").images[0] * 2 - 1
+        raw = shapes.edit(image, keep, label=i % 10, seed=i, output_type="pt", blend=False).images[0] * 2 - 1
+        kept_error = (blended - image).abs()[:, ~inside].mean() * 127.5
+        assert kept_error <= 8, kept_error
+        torch.testing.assert_close(blended[:, ~inside], image[:, ~inside], atol=1 / 127.5, rtol=0)  # uint8 rounding
+        assert torch.equal(blended[:, 9:23, 9:23], raw[:, 9:23, 9:23])  # the hole's interior is the model's

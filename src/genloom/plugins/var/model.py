@@ -68,13 +68,15 @@ class VARModel(GenerativeModel):
     def decode(self, f_hat: torch.Tensor) -> torch.Tensor:
         return self.vae.fhat_to_img(f_hat)
 
-    def prepare_edit(self, image: torch.Tensor, mask: torch.Tensor) -> Any:
-        """Source image (1, 3, H, W) in [-1, 1] and keep-mask (H, W) → the sampler's per-scale edit plan."""
+    def prepare_edit(self, image: torch.Tensor, mask: torch.Tensor, blend: bool = True) -> Any:
+        """Source image (1, 3, H, W) in [-1, 1] and keep-mask (H, W) → the sampler's per-scale edit plan;
+        ``blend`` pastes the kept source pixels back after decoding (the VQVAE alone changes them)."""
         from ...samplers.next_scale import EditPlan, keep_masks
 
         with torch.inference_mode():
             indices = self.vae.img_to_indices(image.to(device=self.device, dtype=self.dtype))
-        return EditPlan(indices=[i.cpu() for i in indices], keep=keep_masks(mask, self.patch_nums))
+        return EditPlan(indices=[i.cpu() for i in indices], keep=keep_masks(mask, self.patch_nums),
+                        source=image.float().cpu() if blend else None, pixel_keep=(mask > 0.5) if blend else None)
 
 
 def _vae_state(sd: dict[str, torch.Tensor], config: VARConfig) -> dict[str, torch.Tensor]:
