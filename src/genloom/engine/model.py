@@ -43,7 +43,11 @@ class GenerativeModel:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GenerativeModel:
         for net in self.networks.values():
-            net.to(device=device, dtype=dtype)
+            current = next((p.dtype for p in net.parameters()), None)
+            if dtype is None or dtype == current:  # a no-op cast would make diffusers models warn
+                net.to(device=device)
+            else:
+                net.to(device=device, dtype=dtype)
         return self
 
     def weights_manifest(self) -> list[dict[str, str]]:

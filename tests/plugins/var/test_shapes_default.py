@@ -48,3 +48,19 @@ def test_class_names_work_as_labels_and_seeds_reproduce(pipe):
     a = pipe(labels=["star", "ring"], seed=7, output_type="pt")
     b = pipe(labels=[5, 3], seed=7, output_type="pt")
     assert torch.equal(a.images, b.images)
+
+
+def test_steps_are_scales_and_cfg_at_w1_costs_no_unconditional_rows(pipe):
+    assert pipe.spec.default_steps == len(SHAPES_PATCH_NUMS)
+    same = pipe(labels=[1], seed=3, steps=len(SHAPES_PATCH_NUMS), guidance="cfg", guidance_scale=1.0,
+                output_type="pt")
+    plain = pipe(labels=[1], seed=3, guidance="none", output_type="pt")
+    assert same.nfe == [len(SHAPES_PATCH_NUMS)] and torch.equal(same.images, plain.images)
+
+
+def test_latent_output_is_the_decoders_input(pipe):
+    latent = pipe(labels=[2], seed=4, output_type="latent")
+    images = pipe(labels=[2], seed=4, output_type="pt")
+    assert latent.images.shape == (1, pipe.model.config.vae.z_channels, 8, 8)
+    decoded = (pipe.model.decode(latent.images) + 1) / 2
+    torch.testing.assert_close(decoded.clamp(0, 1), images.images, atol=1e-5, rtol=0)

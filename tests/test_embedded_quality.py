@@ -1,0 +1,22 @@
+"""The embedded generative models at a few hundred samples (slow: run with ``pytest -m slow``; the full 500-sample
+tables are benchmarks, BENCHMARKS.md)."""
+
+import pytest
+import torch
+
+import genloom
+
+pytestmark = pytest.mark.slow
+
+
+def _accuracy(images, labels):
+    classifier = genloom.default_engine().load_classifier("shapes-cnn")
+    return (classifier.logits(images * 2 - 1).argmax(1) == torch.tensor(labels)).float().mean().item()
+
+
+def test_var_shapes_draws_the_asked_class_with_its_default_guidance():
+    pipe = genloom.load("var-shapes")
+    labels = [i % 10 for i in range(200)]
+    guided = pipe(labels=labels, seed=5000, output_type="pt", batch_size=50)
+    unguided = pipe(labels=labels, seed=5000, output_type="pt", batch_size=50, guidance="none")
+    assert _accuracy(guided.images, labels) >= 0.55 > _accuracy(unguided.images, labels)
