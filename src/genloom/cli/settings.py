@@ -55,3 +55,28 @@ def settings_from_options(settings_cls: type, options: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(settings_cls)}
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in options.items() if k in names}
     return settings_cls(**values)
+
+
+def train_command(name: str, settings_cls: type, trainer: Callable[[], Callable[..., Any]], summary: str,
+                  outputs: str, state: str | None = None, threads: int = 1) -> click.Command:
+    """A `genloom train NAME` command: ``--out``, ``--threads``, ``--resume`` (when the trainer writes a resumable
+    ``state`` file) and one option per setting. ``trainer()`` imports and returns the training function lazily
+    (torch stays out of CLI start-up); it is called as ``train(out, settings, [resume=...,] log=click.echo)``."""
+
+    def run(out: str, threads: int, resume: str | None = None, **options: Any) -> None:
+        from ..training import quiet_threads
+
+        quiet_threads(threads)
+        extra = {"resume": resume} if state is not None else {}
+        trainer()(out, settings_from_options(settings_cls, options), log=click.echo, **extra)
+
+    run.__doc__ = summary
+    command = settings_options(settings_cls)(run)
+    if state is not None:
+        command = click.option("--resume", default=None, type=click.Path(dir_okay=False),
+                               help=f"Continue from a {state} written by an earlier leg.")(command)
+    command = click.option("--threads", default=threads, show_default=True,
+                           help="torch threads (results are reproducible per count).")(command)
+    command = click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
+                           help=f"Folder for {outputs}.")(command)
+    return click.command(name, help=summary)(command)

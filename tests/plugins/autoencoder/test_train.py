@@ -55,3 +55,17 @@ def test_resuming_a_state_of_another_configuration_is_refused(tmp_path):
     with pytest.raises(InvalidRequest, match="not a genloom training state"):
         weights_only = str(tmp_path / "a" / "shapes_ae.safetensors")
         train_shapes_ae(tmp_path / "b", AutoencoderSettings(**TINY), resume=weights_only, log=quiet)
+
+
+def test_the_command_line_trains_and_resumes(tmp_path):
+    from click.testing import CliRunner
+
+    from genloom.cli.main import cli
+
+    args = ["train", "autoencoder", "--out", str(tmp_path), "--steps", "2", "--train-size", "8", "--batch-size", "2",
+            "--checkpoint-every", "1"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "shapes_ae.safetensors").is_file() and (tmp_path / "shapes_ae_state.safetensors").is_file()
+    again = CliRunner().invoke(cli, args + ["--resume", str(tmp_path / "shapes_ae_state.safetensors")])
+    assert again.exit_code == 0 and "resuming at step 1" in again.output, again.output
