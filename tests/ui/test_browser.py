@@ -55,7 +55,17 @@ def _set_number(page, elem_id, value):
     box.press("Tab")
 
 
-def test_generate_shows_images_in_the_gallery(page, tmp_path):
+def test_the_default_model_is_var_shapes_and_draws_in_the_gallery(page, tmp_path):
+    assert page.locator("#model input").first.input_value() == "var-shapes"
+    page.click("#generate-button")
+    page.wait_for_selector("#status :text('done')", timeout=300_000)
+    assert page.locator("#gallery img").count() >= 4
+    page.screenshot(path=str(tmp_path / "generate.png"))
+    if os.environ.get("GENLOOM_UI_SCREENSHOTS"):  # the docs show a real embedded model
+        page.screenshot(path=str(DOCS / "ui_generate.png"), full_page=True)
+
+
+def test_generate_shows_images_in_the_gallery(page):
     _pick(page, "model", "tiny-dimr")
     page.wait_for_timeout(500)
     _set_number(page, "steps", 6)
@@ -63,9 +73,6 @@ def test_generate_shows_images_in_the_gallery(page, tmp_path):
     page.wait_for_selector("#status :text('done')", timeout=300_000)
     images = page.locator("#gallery img")
     assert images.count() >= 4
-    page.screenshot(path=str(tmp_path / "generate.png"))
-    if os.environ.get("GENLOOM_UI_SCREENSHOTS"):
-        page.screenshot(path=str(DOCS / "ui_generate.png"), full_page=True)
 
 
 def test_cancel_stops_a_long_run(page):
@@ -93,6 +100,10 @@ def test_bad_input_shows_a_message_and_the_app_keeps_serving(page):
 def test_every_tab_renders(page, tab):
     page.get_by_role("tab", name=tab).click()
     page.wait_for_timeout(500)
+    if tab == "Compare":  # var-shapes without and with its CFG, on the same seeds
+        page.locator("#compare-classes textarea, #compare-classes input").first.fill("circle, star, ring, heart")
+        page.click("#compare-button")
+        page.wait_for_selector("#compare-b :text('NFE/image')", timeout=300_000)
     if os.environ.get("GENLOOM_UI_SCREENSHOTS"):
         name = {"Compare": "compare", "Edit": "edit", "Plugins & models": "plugins"}[tab]
         page.screenshot(path=str(DOCS / f"ui_{name}.png"), full_page=True)

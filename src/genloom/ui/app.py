@@ -83,7 +83,7 @@ def build_app(service: GenerationService | None = None) -> Any:
         spec = svc.spec(model)
         policies = svc.policies_for(model)
         policy = spec.default_guidance or "none"
-        return (gr.update(choices=classes, value=classes[:1] if classes else [], visible=bool(classes)),
+        return (gr.update(choices=classes, value=classes[:4] if classes else [], visible=bool(classes)),
                 gr.update(choices=policies, value=policy),
                 gr.update(choices=[""] + svc.samplers_for(model), value=""),
                 gr.update(value=spec.default_guidance_scale or 1.0),
@@ -162,11 +162,15 @@ def build_app(service: GenerationService | None = None) -> Any:
                 with gr.Column(scale=1):
                     model = gr.Dropdown(models, value=first, label="Model", elem_id="model")
                     # choices follow the model; custom values are let through to the engine's own validation
-                    classes = gr.Dropdown(svc.class_names(first), multiselect=True, allow_custom_value=True,
-                                          label="Classes (cycled over the images)", elem_id="classes")
-                    guidance = gr.Dropdown(svc.policies_for(first), allow_custom_value=True,
-                                           label="Guidance policy", elem_id="guidance")
-                    scale = gr.Number(1.0, label="Guidance scale (w; 1 = none)", elem_id="scale")
+                    # the first model's own values from the start: a click before the page's load event works
+                    first_spec = svc.spec(first)
+                    classes = gr.Dropdown(svc.class_names(first), value=svc.class_names(first)[:4], multiselect=True,
+                                          allow_custom_value=True, label="Classes (cycled over the images)",
+                                          elem_id="classes")
+                    guidance = gr.Dropdown(svc.policies_for(first), value=first_spec.default_guidance or "none",
+                                           allow_custom_value=True, label="Guidance policy", elem_id="guidance")
+                    scale = gr.Number(first_spec.default_guidance_scale or 1.0, label="Guidance scale (w; 1 = none)",
+                                      elem_id="scale")
                     policy_help = gr.Markdown()
                     options = gr.Textbox(label="Policy / sampler options (key=value per line; the hint lists "
                                                "what the chosen policy and sampler declare)", lines=3,
@@ -211,18 +215,19 @@ def build_app(service: GenerationService | None = None) -> Any:
                     model_b = gr.Dropdown(models, value=first, label="Model B")
                     guidance_b = gr.Dropdown(svc.policies_for(first), value=svc.policies_for(first)[-1],
                                              allow_custom_value=True, label="Policy B")
-                    scale_b = gr.Number(3.0, label="Scale B")
+                    scale_b = gr.Number(svc.spec(first).default_guidance_scale or 3.0, label="Scale B")
             with gr.Row():
-                cmp_classes = gr.Textbox(label="Classes (comma-separated names or indices)")
+                cmp_classes = gr.Textbox(label="Classes (comma-separated names or indices)", elem_id="compare-classes")
                 cmp_seed = gr.Number(0, label="Seed", precision=0)
                 cmp_count = gr.Slider(1, 8, value=4, step=1, label="Images")
                 cmp_steps = gr.Number(None, label="Steps (0 or blank: the default)", precision=0)
-            cmp_run = gr.Button("Compare", variant="primary")
+            cmp_run = gr.Button("Compare", variant="primary", elem_id="compare-button")
             with gr.Row():
                 with gr.Column():
                     gallery_a, text_a = gr.Gallery(format="png", columns=4, label="A"), gr.Markdown()
                 with gr.Column():
-                    gallery_b, text_b = gr.Gallery(format="png", columns=4, label="B"), gr.Markdown()
+                    gallery_b, text_b = (gr.Gallery(format="png", columns=4, label="B"),
+                                         gr.Markdown(elem_id="compare-b"))
             for m, g in ((model_a, guidance_a), (model_b, guidance_b)):
                 m.change(lambda name: gr.update(choices=svc.policies_for(name)), m, g, **PRIVATE)
             cmp_run.click(compare, [model_a, guidance_a, scale_a, model_b, guidance_b, scale_b, cmp_classes, cmp_seed,
