@@ -74,9 +74,15 @@ def check_settings(settings: object, positive: tuple[str, ...] = (), fractions: 
             raise InvalidRequest(f"--{name.replace('_', '-')} {value!r} does not exist.")
 
 
-def check_output_folder(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` and prove it is writable before any training starts."""
-    return ensure_writable_folder(out_dir, "output folder (--out)")
+def check_output_folder(out_dir: str | Path, finals: tuple[str, ...] = (), resuming: bool = False) -> Path:
+    """Create ``out_dir`` and prove it is writable before any training starts. A fresh run (not ``resuming``)
+    refuses a folder that already holds one of its ``finals``: trained weights are never overwritten silently."""
+    out = ensure_writable_folder(out_dir, "output folder (--out)")
+    taken = [name for name in finals if (out / name).exists()]
+    if taken and not resuming:
+        raise InvalidRequest(f"{str(out)!r} already holds {', '.join(taken)} from an earlier run; pick another --out, "
+                             f"move the file away, or continue that run with --resume.")
+    return out
 
 
 def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizer: torch.optim.Optimizer,

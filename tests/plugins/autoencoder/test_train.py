@@ -67,5 +67,7 @@ def test_the_command_line_trains_and_resumes(tmp_path):
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert (tmp_path / "shapes_ae.safetensors").is_file() and (tmp_path / "shapes_ae_state.safetensors").is_file()
+    refused = CliRunner().invoke(cli, args)  # a fresh run would overwrite the trained weights
+    assert refused.exit_code == 2 and "already holds shapes_ae.safetensors" in refused.output, refused.output
     again = CliRunner().invoke(cli, args + ["--resume", str(tmp_path / "shapes_ae_state.safetensors")])
     assert again.exit_code == 0 and "resuming at step 1" in again.output, again.output

@@ -63,7 +63,7 @@ def train_shapes_ae(out_dir: str | Path, settings: AutoencoderSettings | None = 
     time ran out first)."""
     s = settings or AutoencoderSettings()
     check_settings(s, positive=("steps", "batch_size", "train_size", "lr", "max_minutes"))
-    out = check_output_folder(out_dir)
+    out = check_output_folder(out_dir, (f"{STEM}.safetensors",), resuming=resume is not None)
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
     ae = build_autoencoder().train()

@@ -152,7 +152,7 @@ def train_dimr_shapes(out_dir: str | Path, settings: DiMRTrainSettings | None = 
     s = settings or DiMRTrainSettings()
     check_settings(s, positive=("steps", "batch_size", "train_size", "lr", "max_minutes"), fractions=("cond_drop",),
                    files=("vae",))
-    out = check_output_folder(out_dir)
+    out = check_output_folder(out_dir, (f"{STEM}.safetensors",), resuming=resume is not None)
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
     x_train, y_train, config, augment = _training_data(s, gen, log)

@@ -142,7 +142,7 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
     s = settings or TrainSettings()
     check_settings(s, positive=("train_size", "vae_steps", "var_steps", "batch_size", "vae_lr", "var_lr",
                                 "restart_every"), fractions=("cond_drop",), files=("vae", "init"))
-    out = check_output_folder(out_dir)
+    out = check_output_folder(out_dir, ("var_shapes.safetensors", "var_shapes_vae.safetensors"))
     log(f"rendering {s.train_size} training images…")
     x_train, y_train = load_split("train", s.train_size)
     meta = {"model": "var-shapes", **{k: str(v) for k, v in asdict(s).items()}}
