@@ -112,7 +112,7 @@ def test_cancelling_an_api_job_stops_it(served):
     history = app.genloom_service.history
     history.clear()
     job = client.submit("tiny-dimr", ["star"], "cfg", 3.0, "ddim", 1000, 0, 16, "", "", "", api_name="/generate")
-    _wait_until(lambda: job.status().code.name == "ITERATING")  # streaming progress: the job is running
+    _wait_until(lambda: any("step" in str(out[1]) for out in job.outputs()))  # steps stream: the job is running
     job.cancel()
     _wait_until(lambda: len(history) > 0)
     assert list(history) == [("tiny-dimr", "cancelled")]

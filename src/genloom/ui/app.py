@@ -99,7 +99,8 @@ def build_app(service: GenerationService | None = None) -> Any:
                  seed: Any, count: Any, options: str, weights: str, vae: str,
                  jobs: SessionJobs | None) -> Iterator[tuple[Any, ...]]:
         token = (jobs or SessionJobs()).new_token()  # API callers have no session: cancel with job.cancel()
-        cleared, finished = False, False
+        finished = False
+        yield [], "checking the request…", None, None  # the last run's images and details go at once
         try:
             weights_path, vae_path = svc.checked_path(weights, "weights"), svc.checked_path(vae, "VAE")
             kwargs = svc.request(model, classes, count, seed, guidance, scale, sampler or None, steps, options)
@@ -110,9 +111,8 @@ def build_app(service: GenerationService | None = None) -> Any:
                     yield (r.images, f"done: {len(r.images)} image(s), {r.timings['total_s']:.2f} s, "
                                      f"NFE/image {sum(r.nfe) / len(r.nfe):g}", details(r), manifests.write(r))
                 else:
-                    gallery = update.previews or ([] if not cleared else gr.skip())  # old images go at once
-                    cleared = True
-                    yield (gallery, f"{update.message} ({100 * update.fraction:.0f}%)", gr.skip(), gr.skip())
+                    yield (update.previews or gr.skip(), f"{update.message} ({100 * update.fraction:.0f}%)",
+                           gr.skip(), gr.skip())
         except GenerationCancelled:
             finished = True
             yield [], "cancelled", None, None
