@@ -27,6 +27,7 @@ from .engine.errors import (
     WeightsMismatch,
 )
 from .engine.hookspecs import PLUGIN_API_VERSION, hookimpl
+from .engine.options import Option
 from .engine.specs import (
     ClassifierSpec,
     CommandSpec,
@@ -92,7 +93,8 @@ __all__ = [
     "BranchOutputs", "BranchRequest", "GuidancePolicy", "StepInfo",
     "CancelToken", "ClassifierSpec", "CommandSpec", "DeviceError", "Engine", "GenerationCancelled",
     "GenerationResult", "GenerativeModel", "GenloomError", "GuidanceSpec", "InvalidRequest", "KernelSpec",
-    "LoadOptions", "ModelNotFound", "ModelSpec", "NotRegistered", "PLUGIN_API_VERSION", "Paradigm", "Pipeline",
+    "LoadOptions", "ModelNotFound", "ModelSpec", "NotRegistered", "Option", "PLUGIN_API_VERSION", "Paradigm",
+    "Pipeline",
     "PluginError", "ProgressEvent", "RunContext", "SampleBatch", "SampleOutput", "SamplerSpec", "UnsafeCheckpoint",
     "WeightsError", "WeightsMismatch", "__version__", "build_and_load", "check_state_dict", "read_state_dict",
     "save_state_dict", "default_engine", "hookimpl", "load", "reproduce",
