@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from genloom import Engine, GuidanceSpec, InvalidRequest, Paradigm, hookimpl
+from genloom import Engine, GuidanceSpec, InvalidRequest, hookimpl
 from genloom.engine.options import Option, options_help
 from genloom.ui.service import GenerationService
 

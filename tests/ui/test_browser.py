@@ -49,6 +49,22 @@ def _pick(page, elem_id, value):
     page.get_by_role("option", name=value, exact=True).first.click()
 
 
+def _job(page) -> int:
+    """The number of the last job the page started (its status reads "#N ...")."""
+    import re
+
+    found = re.search(r"#(\d+)", page.locator("#status").inner_text())
+    return int(found.group(1)) if found else 0
+
+
+def _generate(page, until="done", bound_ms=300_000) -> int:
+    """Click Generate and wait for THIS job's state (a previous run's "done" must not count)."""
+    job = _job(page) + 1
+    page.click("#generate-button")
+    page.wait_for_selector(f"#status :text('#{job} {until}')", timeout=bound_ms)
+    return job
+
+
 def _set_number(page, elem_id, value):
     box = page.locator(f"#{elem_id} input").first
     box.fill(str(value))
@@ -57,8 +73,7 @@ def _set_number(page, elem_id, value):
 
 def test_the_default_model_is_var_shapes_and_draws_in_the_gallery(page, tmp_path):
     assert page.locator("#model input").first.input_value() == "var-shapes"
-    page.click("#generate-button")
-    page.wait_for_selector("#status :text('done')", timeout=300_000)
+    _generate(page)
     assert page.locator("#gallery img").count() >= 4
     page.screenshot(path=str(tmp_path / "generate.png"))
     if os.environ.get("GENLOOM_UI_SCREENSHOTS"):  # the docs show a real embedded model
@@ -69,8 +84,7 @@ def test_generate_shows_images_in_the_gallery(page):
     _pick(page, "model", "tiny-dimr")
     page.wait_for_timeout(500)
     _set_number(page, "steps", 6)
-    page.click("#generate-button")
-    page.wait_for_selector("#status :text('done')", timeout=300_000)
+    _generate(page)
     images = page.locator("#gallery img")
     assert images.count() >= 4
 
@@ -92,8 +106,7 @@ def test_bad_input_shows_a_message_and_the_app_keeps_serving(page):
     page.click("#generate-button")
     page.wait_for_selector("text=Steps must be a whole number from 1 to 1000", timeout=300_000)
     _set_number(page, "steps", 4)
-    page.click("#generate-button")
-    page.wait_for_selector("#status :text('done')", timeout=300_000)
+    _generate(page)
 
 
 @pytest.mark.parametrize("tab", ["Compare", "Edit", "Plugins & models"])

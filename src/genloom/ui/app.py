@@ -98,9 +98,11 @@ def build_app(service: GenerationService | None = None) -> Any:
     def generate(model: str, classes: list[str], guidance: str, scale: float, sampler: str, steps: Any,
                  seed: Any, count: Any, options: str, weights: str, vae: str,
                  jobs: SessionJobs | None) -> Iterator[tuple[Any, ...]]:
-        token = (jobs or SessionJobs()).new_token()  # API callers have no session: cancel with job.cancel()
+        jobs = jobs or SessionJobs()  # API callers have no session: they cancel with job.cancel()
+        token = jobs.new_token()
+        job = f"#{jobs.started}"  # tells this run's status from the last one's
         finished = False
-        yield [], "checking the request…", None, None  # the last run's images and details go at once
+        yield [], f"{job} checking the request…", None, None  # the last run's images and details go at once
         try:
             weights_path, vae_path = svc.checked_path(weights, "weights"), svc.checked_path(vae, "VAE")
             kwargs = svc.request(model, classes, count, seed, guidance, scale, sampler or None, steps, options)
@@ -108,14 +110,14 @@ def build_app(service: GenerationService | None = None) -> Any:
                 if update.result is not None:
                     r = update.result
                     finished = True
-                    yield (r.images, f"done: {len(r.images)} image(s), {r.timings['total_s']:.2f} s, "
+                    yield (r.images, f"{job} done: {len(r.images)} image(s), {r.timings['total_s']:.2f} s, "
                                      f"NFE/image {sum(r.nfe) / len(r.nfe):g}", details(r), manifests.write(r))
                 else:
-                    yield (update.previews or gr.skip(), f"{update.message} ({100 * update.fraction:.0f}%)",
+                    yield (update.previews or gr.skip(), f"{job} {update.message} ({100 * update.fraction:.0f}%)",
                            gr.skip(), gr.skip())
         except GenerationCancelled:
             finished = True
-            yield [], "cancelled", None, None
+            yield [], f"{job} cancelled", None, None
         except GenloomError as exc:
             finished = True
             raise _error(exc) from None

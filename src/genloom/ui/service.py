@@ -33,6 +33,7 @@ class SessionJobs:
     def __init__(self) -> None:
         self._tokens: list[CancelToken] = []
         self._lock = threading.Lock()
+        self.started = 0  # jobs this session started: the status shows "#N" so runs are told apart
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SessionJobs:
         return SessionJobs()  # Gradio copies a State's initial value per session: each gets its own
@@ -41,6 +42,7 @@ class SessionJobs:
         token = CancelToken()
         with self._lock:
             self._tokens = [t for t in self._tokens if not t.cancelled] + [token]
+            self.started += 1
         return token
 
     def cancel_all(self) -> int:
