@@ -37,8 +37,9 @@ class GenerationResult:
         empty unless ``overwrite`` (which removes the earlier run's recorded files first)."""
         from .outputs import prepare_output_folder
 
-        if not isinstance(self.images, list) and not (isinstance(self.images, torch.Tensor)
-                                                        and self.images.dim() == 4 and self.images.shape[1] == 3):
+        shape = tuple(getattr(self.images, "shape", ()))
+        is_latent = isinstance(self.images, torch.Tensor) and (len(shape) != 4 or shape[1] != 3)
+        if is_latent or not (isinstance(self.images, list) or len(shape) == 4):
             raise InvalidRequest("Only images can be saved as PNGs; this result holds latents (output_type="
                                  "'latent'). Decode them, or save the tensor with safetensors.")
         out = prepare_output_folder(folder, overwrite)

@@ -64,3 +64,12 @@ def test_latent_output_is_the_decoders_input(pipe):
     assert latent.images.shape == (1, pipe.model.config.vae.z_channels, 8, 8)
     decoded = (pipe.model.decode(latent.images) + 1) / 2
     torch.testing.assert_close(decoded.clamp(0, 1), images.images, atol=1e-5, rtol=0)
+
+
+def test_results_of_every_image_type_save_and_latents_are_refused(pipe, tmp_path):
+    from genloom import InvalidRequest
+
+    for i, kind in enumerate(("pil", "pt", "np")):
+        assert len(pipe(labels=[0], seed=1, output_type=kind).save(tmp_path / kind)) == 1
+    with pytest.raises(InvalidRequest, match="holds latents"):
+        pipe(labels=[0], seed=1, output_type="latent").save(tmp_path / "latent")
