@@ -179,9 +179,8 @@ def route_options(options: Mapping[str, Any], policy: Any, sampler: Any,
             raise InvalidRequest(f"Unknown option {key!r} for {owners}.{suggest(key, known)} Accepted: "
                                  f"{', '.join(known) or 'none'}.")
     policy_checked = check_options(to_policy, policy.options, f"policy {policy.name!r}") if policy else {}
-    declared = [o for o in getattr(sampler, "options", ()) if o.name in to_sampler]
-    sampler_checked = check_options({k: v for k, v in to_sampler.items() if k in sampler_opts}, declared,
-                                    f"sampler {sampler.name!r}")
+    sampler_checked = check_options({k: v for k, v in to_sampler.items() if k in sampler_opts},
+                                    sampler.options, f"sampler {sampler.name!r}") if sampler else {}
     sampler_checked.update({k: v for k, v in to_sampler.items() if k not in sampler_opts})
     return policy_checked, sampler_checked
 
