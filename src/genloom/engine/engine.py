@@ -65,6 +65,13 @@ class Engine:
         return self._host.registries["kernels"]
 
     @property
+    def dispatcher(self) -> Any:
+        """The kernel dispatcher over every registered kernel (built-in and plugins'), handed to factories."""
+        from ..kernels.dispatch import Dispatcher
+
+        return Dispatcher(self.kernels)
+
+    @property
     def commands(self) -> Registry[CommandSpec]:
         return self._host.registries["commands"]
 
@@ -99,7 +106,7 @@ class Engine:
 
         spec = self.models[name]
         extra = self._check_load_options(spec, extra)
-        options = self._load_options(spec, weights, device, dtype, config, extra)
+        options = self._load_options(spec, weights, device, dtype, config, extra, self.dispatcher)
         model = self._build(spec, options, "model", GenerativeModel)
         if options.weights is not None and not model.weights:
             model.weights.append(options.weights)
@@ -114,7 +121,7 @@ class Engine:
         from .classifier import ImageClassifier
 
         spec = self.classifiers[name]
-        options = self._load_options(spec, weights, device, dtype, None, extra)
+        options = self._load_options(spec, weights, device, dtype, None, extra, self.dispatcher)
         return self._build(spec, options, "classifier", ImageClassifier)
 
     @staticmethod
@@ -133,7 +140,7 @@ class Engine:
 
     @staticmethod
     def _load_options(spec: Any, weights: Any, device: Any, dtype: Any, config: Any,
-                      extra: Mapping[str, Any]) -> Any:
+                      extra: Mapping[str, Any], kernels: Any) -> Any:
         """Device, dtype and the resolved weights (the user's, else the spec's default) for a factory."""
         from . import weights as weights_mod
         from .devices import resolve_device, resolve_dtype
@@ -143,7 +150,7 @@ class Engine:
         ref = weights if weights is not None else spec.default_weights
         resolved = weights_mod.resolve(ref) if ref is not None else None
         return LoadOptions(name=spec.name, spec=spec, weights=resolved, device=dev, dtype=resolve_dtype(dtype, dev),
-                           config=config, extra=dict(extra))
+                           config=config, extra=dict(extra), kernels=kernels)
 
     @staticmethod
     def _build(spec: Any, options: Any, what: str, expected: type) -> Any:

@@ -52,6 +52,7 @@ class LoadOptions:
     dtype: torch.dtype
     config: Any = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    kernels: Any = None  # the engine's kernel Dispatcher (genloom.kernels.dispatch)
 
 
 class Pipeline:

@@ -36,6 +36,8 @@ BUILTIN_PLUGINS = (
     "genloom.plugins.classifiers",
     "genloom.plugins.dimr",
     "genloom.plugins.guidance",
+    "genloom.plugins.kernels",
+    "genloom.plugins.lamamba",
     "genloom.plugins.smoke",
     "genloom.plugins.var",
 )

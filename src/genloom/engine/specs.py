@@ -101,11 +101,18 @@ class ClassifierSpec:
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """A compute kernel with its exact reference; the dispatcher picks one per device."""
+    """An operation a network asks the dispatcher (:mod:`genloom.kernels.dispatch`) for by name.
+
+    ``reference`` is the exact PyTorch computation (what ``GENLOOM_KERNELS=torch`` runs: the official code's
+    arithmetic); ``fast`` an equivalent PyTorch form that ``auto`` prefers off CUDA (chunked, fused); ``triton``
+    the GPU kernel ``auto`` prefers on CUDA. ``supports(*args, **kwargs)`` returns why the Triton kernel cannot
+    take a call (dtype, shape), or None. All callables share the reference's signature."""
 
     name: str
     reference: Callable[..., Any]
     triton: Callable[..., Any] | None = None
+    fast: Callable[..., Any] | None = None
+    supports: Callable[..., str | None] | None = None
     description: str = ""
     plugin: str = ""
 
