@@ -13,7 +13,8 @@ def trained(tmp_path_factory):
     """Files written by the real trainers, a few steps each."""
     from genloom.plugins.autoencoder.settings import AutoencoderSettings
     from genloom.plugins.autoencoder.train import train_shapes_ae
-    from genloom.plugins.dimr.train import DiMRTrainSettings, train_dimr_shapes
+    from genloom.diffusion_settings import DiffusionTrainSettings as DiMRTrainSettings
+    from genloom.plugins.dimr.train import train_dimr_shapes
     from genloom.plugins.var.train import TrainSettings, train_var_shapes
 
     root = tmp_path_factory.mktemp("trained")

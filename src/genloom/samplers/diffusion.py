@@ -34,7 +34,8 @@ MODEL_DEFINED = frozenset({"num_train_timesteps", "beta_schedule", "beta_start",
 class NoiseSchedule:
     """A model's training noise schedule, in diffusers' terms. ``timestep_offset``: the model's own time is
     diffusers' timestep plus this (DiMR counts 1..1000). ``learned_variance``: the network also outputs
-    per-channel variance interpolation values after its prediction (DiT style)."""
+    per-channel variance interpolation values after its prediction (DiT style). ``timestep_spacing``: how the
+    official sampler picks its steps, the default of every scheduler that takes the setting."""
 
     num_train_timesteps: int = 1000
     beta_schedule: str = "scaled_linear"
@@ -43,6 +44,7 @@ class NoiseSchedule:
     prediction_type: str = "eps"
     timestep_offset: int = 0
     learned_variance: bool = False
+    timestep_spacing: str | None = None  # the official sampler's spacing (DiT's respacing = "linspace")
 
     def betas(self) -> torch.Tensor:
         """float64 betas, as the official codes compute them."""
@@ -116,6 +118,8 @@ def make_scheduler(name: str, schedule: NoiseSchedule, **overrides: Any) -> Any:
         config["variance_type"] = "learned_range"
     config.update(dict(recipe.config))
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"} - MODEL_DEFINED
+    if schedule.timestep_spacing is not None and "timestep_spacing" in accepted:
+        config["timestep_spacing"] = schedule.timestep_spacing
     unknown = set(overrides) - accepted
     if unknown:
         fixed = sorted(unknown & MODEL_DEFINED)

@@ -5,7 +5,8 @@ from safetensors.torch import load_file
 
 import genloom
 from genloom.plugins.dimr import SHAPES_NOISE
-from genloom.plugins.dimr.train import TrainSettings, train_dimr_shapes
+from genloom.diffusion_settings import DiffusionTrainSettings as TrainSettings
+from genloom.plugins.dimr.train import train_dimr_shapes
 
 
 def test_a_few_training_steps_give_reproducible_loadable_weights(tmp_path):
@@ -25,7 +26,7 @@ def test_a_few_training_steps_give_reproducible_loadable_weights(tmp_path):
 def test_training_targets_invert_to_the_data_and_noise_the_sampler_recovers():
     from genloom.engine.guidance import StepInfo
     from genloom.engine.parameterisation import to_eps, to_x0
-    from genloom.plugins.dimr.train import training_target
+    from genloom.diffusion_training import training_target
 
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(3, 3, 8, 8, generator=g), torch.randn(3, 3, 8, 8, generator=g)
@@ -41,7 +42,7 @@ def test_training_targets_invert_to_the_data_and_noise_the_sampler_recovers():
 
 
 def test_min_snr_weight_caps_the_data_space_weight_at_gamma():
-    from genloom.plugins.dimr.train import min_snr_weight
+    from genloom.diffusion_training import min_snr_weight
 
     abar = torch.tensor([0.99, 0.5, 0.01])
     snr = abar / (1 - abar)
@@ -72,7 +73,8 @@ def test_latent_training_on_an_autoencoder_resumes_bit_identically_and_loads(tmp
 
 def test_label_gap_is_zero_for_a_network_without_a_class_token_effect():
     from genloom.plugins.dimr.network import DiMRNetwork
-    from genloom.plugins.dimr.train import SHAPES_LATENT_DIMR, SHAPES_SCHEDULE, label_gap
+    from genloom.diffusion_training import label_gap
+    from genloom.plugins.dimr.train import DIMR_FAMILY, SHAPES_LATENT_DIMR, SHAPES_SCHEDULE
 
     torch.manual_seed(0)
     net = DiMRNetwork(SHAPES_LATENT_DIMR).eval()
@@ -80,6 +82,6 @@ def test_label_gap_is_zero_for_a_network_without_a_class_token_effect():
         if hasattr(stage, "class_embeds"):
             torch.nn.init.zeros_(stage.class_embeds.weight)  # every label the same token: no gap possible
     abar = torch.cumprod(1 - SHAPES_SCHEDULE.betas().float(), 0)
-    gaps = label_gap(net, torch.randn(4, 4, 8, 8), torch.tensor([0, 1, 2, 3]), abar, 10, timesteps=(500,))
+    gaps = label_gap(DIMR_FAMILY, net, torch.randn(4, 4, 8, 8), torch.tensor([0, 1, 2, 3]), abar, timesteps=(500,))
     right, null, wrong = gaps[500]
     assert right == null == wrong

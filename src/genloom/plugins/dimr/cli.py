@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...cli.settings import train_command
-from .settings import DiMRTrainSettings
+from ...diffusion_settings import DiffusionTrainSettings
 
 
 def _trainer() -> Any:
@@ -15,7 +15,7 @@ def _trainer() -> Any:
 
 
 train_dimr = train_command(
-    "dimr", DiMRTrainSettings, _trainer,
+    "dimr", DiffusionTrainSettings, _trainer,
     "Train the embedded DiMR default on the shapes dataset, in pixels or on an autoencoder's latents (EMA weights "
     "are saved).", "dimr_shapes.safetensors, its checkpoints and resumable states",
     state="dimr_shapes_state.safetensors")

@@ -10,10 +10,9 @@ from typing import Any
 import torch
 
 from ...engine import weights
-from ...engine.autoencoder import SD_VAE_SCALE
 from ...engine.errors import WeightsError
-from ...engine.model import GenerativeModel
 from ...samplers.diffusion import NoiseSchedule
+from ...samplers.latent import LatentDiffusionModel
 from .config import DiMRConfig, infer_dimr_config
 from .network import DiMRNetwork, tau_from_time
 
@@ -21,11 +20,10 @@ from .network import DiMRNetwork, tau_from_time
 DIMR_SCHEDULE = NoiseSchedule(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
                               beta_end=0.012, prediction_type="eps", timestep_offset=1)
 @dataclass
-class DiMRModel(GenerativeModel):
+class DiMRModel(LatentDiffusionModel):
     """Implements the diffusion-model protocol; ``networks["vae"]`` present means latent space."""
 
     noise_schedule: NoiseSchedule = DIMR_SCHEDULE
-    vae_scale: float = SD_VAE_SCALE
 
     @property
     def net(self) -> DiMRNetwork:
@@ -36,21 +34,11 @@ class DiMRModel(GenerativeModel):
         c: DiMRConfig = self.config
         return (c.channels, c.input_size, c.input_size)
 
-    @property
-    def null_class(self) -> int | None:
-        return self.spec.null_class
-
     def denoise(self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if labels is None:  # an unconditional DiMR only has the null row
             labels = torch.full((x.shape[0],), self.config.null_label, dtype=torch.long, device=x.device)
         tau = tau_from_time(timesteps + self.noise_schedule.timestep_offset)
         return self.net(x, tau.to(x.device), labels)[-1]
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        if "vae" not in self.networks:
-            return latents.clamp(-1, 1)
-        vae = self.networks["vae"]
-        return vae.decode(latents / self.vae_scale).sample.clamp(-1, 1)  # type: ignore[operator]
 
 
 def load_dimr(sd: Mapping[str, torch.Tensor], config: DiMRConfig | None = None, num_heads: int | None = None,

@@ -1,4 +1,5 @@
-"""Settings of `genloom train dimr` (torch-free: the CLI builds its options from them)."""
+"""Settings of the diffusion trainers, `genloom train dimr` and `genloom train lamamba` (torch-free: the CLI
+builds its options from them)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class DiMRTrainSettings:
+class DiffusionTrainSettings:
     seed: int = field(default=0, metadata={"help": "Seed of the initialisation and of the data order."})
     steps: int = field(default=6000, metadata={"help": "Optimisation steps in all (legs add up to this)."})
     batch_size: int = field(default=64, metadata={"help": "Images per step."})
@@ -16,7 +17,8 @@ class DiMRTrainSettings:
         "help": "Learning-rate multiplier of the class embeddings (no weight decay on them)."})
     ema: float = field(default=0.999, metadata={"help": "EMA decay of the saved weights."})
     cond_drop: float = field(default=0.1, metadata={"help": "Fraction of labels dropped to the null class (CFG)."})
-    coarse_weight: float = field(default=0.25, metadata={"help": "Loss weight of the coarser stages' outputs."})
+    coarse_weight: float = field(default=0.25, metadata={
+        "help": "Loss weight of the coarser stages' outputs (multi-resolution families: DiMR)."})
     time_shift_mean: float | None = field(default=1.0, metadata={
         "help": "Logit-normal timestep sampling: mean of logit(k/1000) (positive: toward high noise, where the "
                 "outline is decided); unset: uniform timesteps."})
