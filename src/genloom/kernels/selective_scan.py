@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -114,66 +115,114 @@ def chunk_length(length: int) -> int:
     return max(1, math.isqrt(max(length - 1, 0)) + 1)
 
 
+def scan_states(a: torch.Tensor, bu: torch.Tensor, chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every state of h_l = a_l·h_{l−1} + bu_l (h_{−1} = 0) for (b, d, n, L) float32 inputs, and the last one,
+    in ~2√L vectorised steps instead of L.
+
+    The sequence is cut into chunks of T steps. (1) All chunks are scanned at once from a zero state, T steps in
+    lock-step; (2) the state entering each chunk is carried across the L/T chunks with the chunk's total decay
+    Π a; (3) each step adds the carried state times its within-chunk decay prefix (a cumulative product, so it
+    only ever multiplies numbers in (0, 1] — no division, no overflow, unlike the exp-cumsum trick). Decays above 1
+    (a negative step without softplus, which no Mamba model produces) can overflow where the sequential loop
+    would not; use the reference for those."""
+    b, d, n, length = a.shape
+    t = chunk or chunk_length(length)
+    nc = -(-length // t)
+    pad = nc * t - length
+    if pad:  # a = 1, bu = 0: the padded steps carry the state unchanged
+        a, bu = F.pad(a, (0, pad), value=1.0), F.pad(bu, (0, pad))
+    # step-within-chunk first, so every lock-step update reads and writes contiguous memory: (t, b, d, n, nc)
+    a = a.reshape(b, d, n, nc, t).permute(4, 0, 1, 2, 3).contiguous()
+    bu = bu.reshape(b, d, n, nc, t).permute(4, 0, 1, 2, 3).contiguous()
+    local = torch.empty_like(bu)
+    h = bu.new_zeros(b, d, n, nc)
+    for i in range(t):  # (1)
+        h = torch.addcmul(bu[i], a[i], h)
+        local[i] = h
+    decay = torch.cumprod(a, dim=0)
+    chunk_decay = decay[-1].permute(3, 0, 1, 2).contiguous()                               # (nc, b, d, n)
+    chunk_end = h.permute(3, 0, 1, 2).contiguous()
+    carried = torch.empty_like(chunk_end)
+    state = bu.new_zeros(b, d, n)
+    for c in range(nc):  # (2)
+        carried[c] = state
+        state = torch.addcmul(chunk_end[c], chunk_decay[c], state)
+    states = torch.addcmul(local, decay, carried.permute(1, 2, 3, 0)[None])                  # (3)
+    return states.permute(1, 2, 3, 4, 0).reshape(b, d, n, nc * t)[..., :length], state
+
+
+def _reduce_like(grad: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """A (b, d, n, L) gradient summed back to B's or C's own layout (time-invariant, shared or grouped)."""
+    if m.dim() == 2:
+        return grad.sum((0, 3))
+    if m.dim() == 3:
+        return grad.sum(1)
+    b, g = m.shape[:2]
+    return grad.reshape(b, g, -1, *grad.shape[2:]).sum(2)
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """The chunked scan with its analytic backward: the adjoint g_l = C_l·dy_l + a_{l+1}·g_{l+1} is the same
+    scan run backwards in time, so training costs two chunked scans instead of autograd's many small ops."""
+
+    @staticmethod
+    def forward(ctx: Any, u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                D: torch.Tensor | None, z: torch.Tensor | None, delta_bias: torch.Tensor | None,
+                delta_softplus: bool, chunk: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        pre = delta.float() + (delta_bias.float()[:, None] if delta_bias is not None else 0.0)
+        dt = F.softplus(pre) if delta_softplus else pre
+        d = u.shape[1]
+        uf, af, bx, cx = u.float(), A.float(), _bc(B, d), _bc(C, d)
+        a = torch.exp(dt[:, :, None, :] * af[None, :, :, None])
+        x = dt * uf
+        states, last = scan_states(a, (x[:, :, None, :] * bx).expand_as(a).contiguous(), chunk)
+        y = (states * cx).sum(2)
+        if D is not None:
+            y = y + uf * D.float()[:, None]
+        out = y * F.silu(z).float() if z is not None else y
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, pre, a, states, y)
+        ctx.softplus, ctx.chunk = delta_softplus, chunk
+        return out.to(u.dtype), last
+
+    @staticmethod
+    def backward(ctx: Any, dout: torch.Tensor | None, dlast: torch.Tensor | None) -> tuple[Any, ...]:
+        u, delta, A, B, C, D, z, delta_bias, pre, a, states, y = ctx.saved_tensors
+        d = u.shape[1]
+        uf, af, bx, cx = u.float(), A.float(), _bc(B, d), _bc(C, d)
+        dt = F.softplus(pre) if ctx.softplus else pre
+        dy = dout.float() if dout is not None else torch.zeros_like(y)
+        dz = None
+        if z is not None:
+            zf = z.float()
+            sig = torch.sigmoid(zf)
+            dz = (dy * y * sig * (1 + zf * (1 - sig))).to(z.dtype)
+            dy = dy * F.silu(z).float()
+        du = dy * D.float()[:, None] if D is not None else torch.zeros_like(uf)
+        d_d = (dy * uf).sum((0, 2)).to(D.dtype) if D is not None else None
+        dc = _reduce_like(dy[:, :, None, :] * states, C).to(C.dtype)
+        cdy = (cx * dy[:, :, None, :]).expand_as(a).clone()
+        if dlast is not None:
+            cdy[..., -1] += dlast
+        a_next = torch.cat([a[..., 1:], torch.ones_like(a[..., :1])], dim=-1)
+        g = scan_states(a_next.flip(-1), cdy.flip(-1), ctx.chunk)[0].flip(-1)                # adjoint of h
+        h_prev = torch.cat([torch.zeros_like(states[..., :1]), states[..., :-1]], dim=-1)
+        ga = g * h_prev * a
+        d_a_param = (ga * dt[:, :, None, :]).sum((0, 3))
+        sgb = (g * bx).sum(2)
+        d_dt = (ga * af[None, :, :, None]).sum(2) + uf * sgb
+        du = du + dt * sgb
+        db = _reduce_like(g * (dt * uf)[:, :, None, :], B).to(B.dtype)
+        d_pre = d_dt * torch.sigmoid(pre) if ctx.softplus else d_dt
+        d_bias = d_pre.sum((0, 2)).to(delta_bias.dtype) if delta_bias is not None else None
+        return (du.to(u.dtype), d_pre.to(delta.dtype), d_a_param.to(A.dtype), db, dc, d_d, dz, d_bias, None, None)
+
+
 def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                            C: torch.Tensor, D: torch.Tensor | None = None, z: torch.Tensor | None = None,
                            delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
                            return_last_state: bool = False, chunk: int | None = None
                            ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """The same scan in ~2√L vectorised steps instead of L.
-
-    The sequence is cut into chunks of T steps. (1) All chunks are scanned at once from a zero state, T steps in
-    lock-step; (2) the state entering each chunk is carried across the L/T chunks with the chunk's total decay
-    Π Ā; (3) each step adds the carried state times its within-chunk decay prefix (a cumulative product, so it
-    only ever multiplies numbers in (0, 1] — no division, no overflow, unlike the exp-cumsum trick)."""
+    """The same scan in ~2√L vectorised steps (:func:`scan_states`), differentiable with an analytic backward."""
     _check(u, delta, A, B, C, D, z, delta_bias)
-    b, d, length = u.shape
-    n = A.shape[1]
-    t = chunk or chunk_length(length)
-    nc = -(-length // t)
-    pad = nc * t - length
-    dt = delta.float()
-    if delta_bias is not None:
-        dt = dt + delta_bias.float()[:, None]
-    if delta_softplus:
-        dt = F.softplus(dt)
-    uf = u.float()
-
-    def chunked(x: torch.Tensor, value: float = 0.0) -> torch.Tensor:
-        """(..., L) → (t, ..., nc): step-within-chunk first, so lock-step updates touch contiguous memory."""
-        x = F.pad(x, (0, pad), value=value) if pad else x  # padded steps: Ā = 1, B̄u = 0 carry the state
-        x = x.reshape(*x.shape[:-1], nc, t)
-        return x.permute(x.dim() - 1, *range(x.dim() - 1))
-
-    def matrix(m: torch.Tensor) -> torch.Tensor:
-        """B or C as (t, b|1, G, 1, n, nc) to broadcast against channels split as (G, D/G)."""
-        m = m.float()
-        if m.dim() == 2:  # (d, n): one "group" per channel
-            return m.reshape(1, 1, d, 1, n, 1)
-        if m.dim() == 3:
-            m = m[:, None]
-        return chunked(m)[:, :, :, None]
-
-    groups = B.shape[1] if B.dim() == 4 else (d if B.dim() == 2 else 1)
-    split = (t, b, groups, d // groups, 1, nc)
-    a = torch.exp(chunked(dt)[:, :, :, None, :] * A.float()[None, None, :, :, None])      # (t, b, d, n, nc)
-    bu = (chunked(dt * uf).reshape(split) * matrix(B)).reshape(t, b, d, n, nc)
-    local = torch.empty_like(bu)
-    h = bu.new_zeros(b, d, n, nc)
-    for i in range(t):  # (1) every chunk from a zero state, in lock-step
-        h = torch.addcmul(bu[i], a[i], h)
-        local[i] = h
-    decay = torch.cumprod(a, dim=0)                                                        # Π_{k≤i} Ā_k
-    chunk_decay = decay[-1].permute(3, 0, 1, 2).contiguous()                             # (nc, b, d, n)
-    chunk_end = h.permute(3, 0, 1, 2).contiguous()
-    carried = torch.empty_like(chunk_end)
-    state = bu.new_zeros(b, d, n)
-    for c in range(nc):  # (2) the state entering each chunk
-        carried[c] = state
-        state = torch.addcmul(chunk_end[c], chunk_decay[c], state)
-    states = torch.addcmul(local, decay, carried.permute(1, 2, 3, 0)[None])                # (3)
-    cmat = matrix(C)
-    cgroups = cmat.shape[2]
-    y = (states.reshape(t, b, cgroups, d // cgroups, n, nc) * cmat).sum(4)               # (t, b, G, d/G, nc)
-    y = y.reshape(t, b, d, nc).permute(1, 2, 3, 0).reshape(b, d, nc * t)[..., :length]
-    y = finish(y, ScanOperands(uf, dt, A, B, C, u.dtype), D, z)
-    return (y, state) if return_last_state else y
+    y, last = _ChunkedScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk)
+    return (y, last) if return_last_state else y
