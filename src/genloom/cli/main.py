@@ -119,6 +119,17 @@ def policies() -> None:
     _option_lists("options of", specs, "options")
 
 
+@cli.command()
+def kernels() -> None:
+    """Compute kernels, their backends, and what GENLOOM_KERNELS=auto runs on this machine (and why)."""
+    from ..kernels.dispatch import ENV, backend_from_env
+
+    engine = _engine()
+    _table(("kernel", "backends", "auto runs", "origin"),
+           [(*row, engine.kernels[row[0]].plugin) for row in engine.dispatcher.report()])
+    click.echo(f"\n{ENV}={backend_from_env()} (auto | torch: the exact references | triton)")
+
+
 def _option_lists(title: str, specs: list[Any], field: str) -> None:
     """The declared options of each spec that has some, one help line each (derived from the declaration)."""
     from ..engine.options import options_help
