@@ -167,3 +167,17 @@ def test_checkpoint_of_another_configuration_lists_the_shapes():
     with pytest.raises(WeightsMismatch) as err:
         load_lamamba(sd, other)
     assert "mlp.fc1.weight" in str(err.value) and "(64, 16)" in str(err.value).replace("[", "(").replace("]", ")")
+
+
+def test_config_and_json_config_through_the_api(tmp_path):
+    vae, vae_config = _tiny_vae(tmp_path)
+    config = infer_lamamba_config(load_file(WEIGHTS))
+    pipe = genloom.load("lamamba", weights=WEIGHTS, config=config, vae=vae, vae_config=vae_config)
+    assert pipe.model.config == config
+    as_json = {"dims": [16, 32, 64, 64], "depths": [2, 1, 1, 1], "num_heads": [2, 2, 4, 4], "window_size": 4,
+               "latent_size": 16, "ssm_dt_rank": [1, 2, 4, 4], "label_table_rows": 1001}
+    assert genloom.load("lamamba", weights=WEIGHTS, config=as_json, vae=vae, vae_config=vae_config).model.config \
+        == config
+    with pytest.raises(WeightsMismatch, match="relative_position_bias_table"):
+        genloom.load("lamamba", weights=WEIGHTS, config=dict(as_json, window_size=2), vae=vae,
+                     vae_config=vae_config)
