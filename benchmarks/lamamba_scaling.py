@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scan-length", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--plot", default=None, help="Also draw µs/token against the side into this PNG.")
     args = parser.parse_args()
 
     import torch
@@ -103,6 +104,8 @@ def main() -> None:
               f"{best['dit'] * 1e3:>9.1f} {per_token['dit'][-1]:>9.2f}")
     for k, v in per_token.items():
         print(f"{k}: µs/token grows {v[-1] / v[0]:.2f}× from side {args.sides[0]} to {args.sides[-1]}")
+    if args.plot:
+        draw(args.plot, args.sides, per_token)
 
     length = args.scan_length
     print(f"\nselective scan at L = {length}, threads {args.threads} (seconds, min of {args.repeats}):")
@@ -119,6 +122,38 @@ def main() -> None:
                 best_ref = min(best_ref, timed(lambda: selective_scan_reference(**ops)))
                 best_chunk = min(best_chunk, timed(lambda: selective_scan_chunked(**ops)))
         print(f"{b:>5} {d:>5} {n:>3} {g:>6} {best_ref:>10.4f} {best_chunk:>9.4f} {best_ref / best_chunk:>8.1f}×")
+
+
+def draw(path: str, sides: list[int], series: dict[str, list[float]]) -> None:
+    """A small line chart (log₂ side on x, µs/token on a log y axis) with PIL, no plotting library needed."""
+    import math
+
+    from PIL import Image, ImageDraw
+
+    w, h, m = 480, 300, 50
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    values = [v for vs in series.values() for v in vs]
+    lo, hi = math.log10(min(values)) - 0.1, math.log10(max(values)) + 0.1
+    xs = [math.log2(s) for s in sides]
+
+    def point(x: float, y: float) -> tuple[float, float]:
+        px = m + (x - xs[0]) / max(xs[-1] - xs[0], 1e-9) * (w - 2 * m)
+        return px, h - m - (math.log10(y) - lo) / (hi - lo) * (h - 2 * m)
+
+    d.line([(m, m), (m, h - m), (w - m, h - m)], fill="black")
+    for s, x in zip(sides, xs):
+        d.text((point(x, 10 ** lo)[0] - 8, h - m + 6), str(s), fill="black")
+    d.text((w // 2 - 40, h - 20), "latent side", fill="black")
+    d.text((6, 8), "µs per token (log scale)", fill="black")
+    for (name, vs), colour in zip(series.items(), ("#1f77b4", "#d62728")):
+        pts = [point(x, v) for x, v in zip(xs, vs)]
+        d.line(pts, fill=colour, width=3)
+        d.text((pts[-1][0] - 60, pts[-1][1] - 16), name, fill=colour)
+        for v, (px, py) in zip(vs, pts):
+            d.text((px + 4, py + 4), f"{v:.1f}", fill=colour)
+    img.save(path)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -172,6 +172,17 @@ def _generation_options(func: Any) -> Any:
     return click.argument("extra_labels", nargs=-1, metavar="[LABELS]...")(func)
 
 
+def _load_pipeline(model: str, weights: str | None, vae: str | None, config_file: str | None,
+                   load_options: tuple[str, ...], device: str | None, dtype: str | None) -> Any:
+    from ..engine.options import parse_key_values
+
+    extra = parse_key_values(load_options, "--load-option")
+    if vae is not None:
+        extra["vae"] = vae
+    return _engine().load(model, weights=weights, device=device, dtype=dtype, config=_read_config(config_file),
+                          **extra)
+
+
 def _run_generation(model: str, labels: list[Any] | None, num_images: int | None, seed: int | None,
                     guidance: str | None, scale: float | None, sampler: str | None, steps: int | None,
                     batch_size: int | None, batch_invariant: bool, weights: str | None, vae: str | None,
@@ -182,12 +193,8 @@ def _run_generation(model: str, labels: list[Any] | None, num_images: int | None
 
     from ..engine.options import parse_key_values
 
-    extra = parse_key_values(load_options, "--load-option")
-    if vae is not None:
-        extra["vae"] = vae
     option_values = parse_key_values(options, "--option")
-    pipe = _engine().load(model, weights=weights, device=device, dtype=dtype, config=_read_config(config_file),
-                          **extra)
+    pipe = _load_pipeline(model, weights, vae, config_file, load_options, device, dtype)
     bars: list[Any] = []
 
     def on_progress(event: Any) -> None:
@@ -259,26 +266,78 @@ def generate(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, o
 @cli.command()
 @_generation_options
 @click.option("--out", "-O", default="samples.npz", show_default=True, type=click.Path(dir_okay=False),
-              help="ADM-format .npz (arr_0 images, arr_1 labels); the manifest goes beside it as .json.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
-def sample(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, overwrite: bool, **kw: Any) -> None:
-    """Generate many images into one ADM .npz for `genloom eval` (labels default to a balanced cycle)."""
-    from ..engine.outputs import check_output_file
-    from ..eval.npz import write_npz
+              help="ADM-format .npz (arr_0 images, arr_1 labels); the manifest goes beside it as .json, the shards "
+                   "of an unfinished run in a .shards folder.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=None,
+              help="Images per shard, the unit of work and of resumption (default: 8 batches).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out, or shards of another configuration.")
+def sample(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, shard_size: int | None,
+           overwrite: bool, **kw: Any) -> None:
+    """Generate many images into one ADM .npz for `genloom eval`, resumably and on any number of processes
+    (`accelerate launch -m genloom sample ...`). Labels default to a balanced cycle over the classes; image i uses
+    seed + i, so the set is byte-identical for any number of processes (keep --batch-size, or pass
+    --batch-invariant, to get the same bytes across batch sizes too)."""
+    from ..engine.images import pil_to_uint8
+    from ..engine.options import parse_key_values
+    from ..sample_run import SamplePlan, run
 
-    check_output_file(out, overwrite)
-    check_output_file(str(Path(out).with_suffix(".json")), overwrite)
-    label_list = _label_list(labels, extra_labels)
-    if label_list is None and kw["num_images"]:
-        spec = _engine().models[kw["model"]]
-        if spec.num_classes:
-            label_list = [i % spec.num_classes for i in range(kw["num_images"])]
-            kw["num_images"] = None
-    result = _run_generation(labels=label_list, **kw)
-    path = write_npz(out, _uint8(result.images), result.labels)
-    manifest = dict(result.manifest, nfe=result.nfe, timings=result.timings)
-    path.with_suffix(".json").write_text(json.dumps(manifest, indent=2, default=str))
-    click.echo(f"wrote {len(result.seeds)} images to {path} ({result.timings['total_s']:.2f} s)")
+    plan = _sample_plan(out, shard_size, _label_list(labels, extra_labels), kw)
+    option_values = parse_key_values(kw["options"], "--option")
+    pipe = _load_pipeline(kw["model"], kw["weights"], kw["vae"], kw["config_file"], kw["load_options"],
+                          kw["device"], kw["dtype"])
+    request = dict(guidance=kw["guidance"], guidance_scale=kw["scale"], sampler=kw["sampler"], steps=kw["steps"],
+                   batch_size=kw["batch_size"], batch_invariant=kw["batch_invariant"], **option_values)
+    pipe.check(labels=plan.labels[:1] if plan.labels else None, num_images=1, **request)  # refuse before any work
+
+    def generate(idx: Any, shard_labels: list[int] | None, first_seed: int) -> tuple[Any, Any, dict[str, Any]]:
+        result = pipe(labels=shard_labels, num_images=None if shard_labels else len(idx), seed=first_seed, **request)
+        return pil_to_uint8(result.images), result.labels, result.manifest
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=plan.num_images, desc=kw["model"], unit="img", disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.n = min(plan.num_images, done * plan.shard_size)
+        bar.refresh()
+
+    try:
+        run(out, plan, generate, overwrite=overwrite, log=lambda m: click.echo(m, err=True), progress=progress)
+    finally:
+        bar.close()
+
+
+def _sample_plan(out: str, shard_size: int | None, label_list: list[Any] | None, kw: dict[str, Any]) -> Any:
+    """The run's plan: balanced labels by default, the seed of an unfinished run when none is given."""
+    from ..sample_run import SamplePlan, work_folder
+
+    n = kw["num_images"]
+    if n is not None and n < 1:
+        raise InvalidRequest(f"--num-images must be at least 1, got {n}.")
+    spec = _engine().models[kw["model"]]
+    if label_list is not None:
+        label_list = [spec.class_names.index(x) if isinstance(x, str) and x in spec.class_names else x
+                      for x in label_list]
+        label_list = [label_list[i % len(label_list)] for i in range(n or len(label_list))]
+    elif spec.num_classes:
+        label_list = [i % spec.num_classes for i in range(n or 1)]
+    count = len(label_list) if label_list is not None else (n or 1)
+    seed = kw["seed"]
+    if seed is None:
+        plan_file = work_folder(out) / "plan.json"
+        try:
+            seed = int(json.loads(plan_file.read_text())["seed"])
+        except (OSError, ValueError, KeyError, TypeError):
+            import secrets
+
+            seed = secrets.randbelow(2**31 - count)
+    size = shard_size or 8 * (kw["batch_size"] or 16)
+    load = {"config": _read_config(kw["config_file"]), "vae": kw["vae"], "load_options": list(kw["load_options"]),
+            "dtype": kw["dtype"]}
+    request = {k: kw[k] for k in ("guidance", "scale", "sampler", "steps", "batch_size", "batch_invariant")}
+    request["options"] = list(kw["options"])
+    return SamplePlan(model=kw["model"], num_images=count, seed=seed, shard_size=min(size, count),
+                      labels=label_list, weights=kw["weights"], load=load, request=request)
 
 
 def _uint8(images: Any) -> Any:
@@ -306,17 +365,18 @@ def _uint8(images: Any) -> Any:
 def evaluate_command(samples: str, classifier: str, classifier_weights: str | None, reference: str,
                      num_reference: int, subsets: int, k: int, inception_weights: str | None, as_json: bool) -> None:
     """Score generated samples: class accuracy, FD and precision/recall in a classifier's feature space."""
-    from ..eval.npz import read_npz
-    from ..eval.scoring import evaluate, reference_uint8
+    from ..eval.scoring import evaluate_npz, reference_uint8
 
-    images, labels = read_npz(samples)
-    report = evaluate(images, labels, classifier=classifier, classifier_weights=classifier_weights,
-                      reference=reference, num_reference=num_reference, subsets=subsets, k=k, engine=_engine())
+    report = evaluate_npz(samples, classifier=classifier, classifier_weights=classifier_weights,
+                          reference=reference, num_reference=num_reference, subsets=subsets, k=k, engine=_engine())
     extra = {}
-    if inception_weights is not None:
+    if inception_weights is not None:  # torchmetrics' FID/IS take the images whole
         import torch
 
         from ..eval.inception import inception_metrics
+        from ..eval.npz import read_npz
+
+        images, _ = read_npz(samples)
 
         ref_images = reference_uint8(reference, num_reference)
         extra = inception_metrics(torch.from_numpy(images).permute(0, 3, 1, 2),

@@ -15,12 +15,22 @@ _DTYPES = {
 }
 
 
+def process_state() -> Any:
+    """accelerate's process state. Under a multi-process launch (``accelerate launch --multi_gpu`` or
+    ``torchrun``) on a machine without CUDA it is made with ``cpu=True``, which is what joins the processes
+    through gloo; otherwise accelerate decides (NCCL on GPUs, a lone process elsewhere)."""
+    import os
+
+    from accelerate import PartialState
+
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return PartialState(cpu=several and not torch.cuda.is_available())
+
+
 def resolve_device(device: Any = None) -> torch.device:
     """``None``/``"auto"`` → the device accelerate assigns this process (CUDA, MPS, else CPU)."""
     if device is None or device == "auto":
-        from accelerate import PartialState
-
-        return torch.device(PartialState().device)
+        return torch.device(process_state().device)
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import inspect
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,16 @@ class Pipeline:
             raise InvalidRequest(f"blend must be True or False, got {blend!r}.")
         source, keep = as_edit_inputs(image, mask, self.spec.image_size)
         return self(label, conditioning={"edit": self.model.prepare_edit(source, keep, blend=blend)}, **kwargs)
+
+    def check(self, batch_invariant: bool = False, **kwargs: Any) -> GenerationRequest:
+        """Validate a call's arguments exactly as ``__call__`` would, without generating (bad input is refused
+        before a long run starts)."""
+        if not isinstance(batch_invariant, bool):
+            raise InvalidRequest(f"batch_invariant must be True or False, got {batch_invariant!r}.")
+        options = {k: v for k, v in kwargs.items() if k not in CALL_ARGUMENTS}
+        named = {k: v for k, v in kwargs.items() if k in inspect.signature(build_request).parameters}
+        return build_request(self.spec, self.engine.samplers, self.engine.guidance, options=options,
+                             defaults=self.defaults, reserved=CALL_ARGUMENTS, **named)
 
     def __call__(
         self,

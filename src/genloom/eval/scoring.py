@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,9 +77,14 @@ def as_model_images(images: Any) -> torch.Tensor:
 
 
 def _run(classifier: Any, images: torch.Tensor, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    return _run_batches(classifier, (images[lo:lo + batch_size] for lo in range(0, len(images), batch_size)))
+
+
+def _run_batches(classifier: Any, batches: Iterable[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted classes and penultimate features, batch by batch (only the features are kept)."""
     preds, feats = [], []
-    for lo in range(0, len(images), batch_size):
-        logits, f = classifier.logits_and_features(images[lo:lo + batch_size])
+    for batch in batches:
+        logits, f = classifier.logits_and_features(batch)
         preds.append(logits.argmax(1).cpu())
         feats.append(f.double().cpu())
     return torch.cat(preds).numpy(), torch.cat(feats).numpy()
@@ -118,17 +124,43 @@ def evaluate(
     ``classifier`` is a registered name or an :class:`ImageClassifier`.
     """
     x = as_model_images(images)
-    n = len(x)
-    if n == 0:
-        raise InvalidRequest("The sample set is empty.")
-    if isinstance(subsets, bool) or not isinstance(subsets, int) or not 1 <= subsets <= n // 2:
-        raise InvalidRequest(f"subsets must be between 1 and {n // 2} (each needs 2+ samples); got {subsets}.")
+    classifier = _classifier(classifier, classifier_weights, engine, device)
+    label_arr = _check_inputs(len(x), labels, subsets, classifier, reference)
+    preds, feats = _run(classifier, x, batch_size)
+    return _score(preds, feats, label_arr, classifier, str(reference), num_reference, subsets, k, batch_size)
+
+
+def evaluate_npz(path: str | Path, *, classifier: Any = "shapes-cnn", classifier_weights: str | None = None,
+                 reference: str | Path = "test", num_reference: int = 5000, subsets: int = 5, k: int = 3,
+                 batch_size: int = 250, engine: Any = None, device: Any = "cpu") -> EvalReport:
+    """:func:`evaluate` of an ADM ``.npz`` (with its labels), streamed: only the classifier's features are held,
+    never the images (50 000 × 256² images do not fit in memory twice)."""
+    from .npz import iter_npz, npz_labels, npz_size
+
+    n, _, _ = npz_size(path)
+    classifier = _classifier(classifier, classifier_weights, engine, device)
+    labels = npz_labels(path)
+    label_arr = _check_inputs(n, labels, subsets, classifier, reference)
+    preds, feats = _run_batches(classifier, (as_model_images(chunk) for chunk, _ in iter_npz(path, batch_size)))
+    return _score(preds, feats, label_arr, classifier, str(reference), num_reference, subsets, k, batch_size)
+
+
+def _classifier(classifier: Any, weights: str | None, engine: Any, device: Any) -> Any:
     if isinstance(classifier, str):
         if engine is None:
             from ..engine.engine import default_engine
 
             engine = default_engine()
-        classifier = engine.load_classifier(classifier, weights=classifier_weights, device=device)
+        classifier = engine.load_classifier(classifier, weights=weights, device=device)
+    return classifier
+
+
+def _check_inputs(n: int, labels: Any, subsets: Any, classifier: Any, reference: Any) -> np.ndarray | None:
+    """Typed errors before any image is classified."""
+    if n == 0:
+        raise InvalidRequest("The sample set is empty.")
+    if isinstance(subsets, bool) or not isinstance(subsets, int) or not 1 <= subsets <= n // 2:
+        raise InvalidRequest(f"subsets must be between 1 and {n // 2} (each needs 2+ samples); got {subsets}.")
     label_arr = None
     if labels is not None:
         label_arr = check_labels(np.asarray(labels), n)
@@ -140,7 +172,12 @@ def evaluate(
     reference = str(reference)
     if reference not in SPLITS and not Path(reference).is_file():
         raise InvalidRequest(f"Reference {reference!r} is neither a shapes split {sorted(SPLITS)} nor an .npz file.")
-    preds, feats = _run(classifier, x, batch_size)
+    return label_arr
+
+
+def _score(preds: np.ndarray, feats: np.ndarray, label_arr: np.ndarray | None, classifier: Any, reference: str,
+           num_reference: int, subsets: int, k: int, batch_size: int) -> EvalReport:
+    n = len(feats)
     ref = _reference_features(classifier, reference, num_reference, batch_size)
     fd = frechet_distance(feats, ref)
     chunks = np.array_split(np.arange(n), subsets)
