@@ -71,3 +71,43 @@ def call_policy(policy: Any, method: str, *args: Any) -> Any:
     except Exception as exc:  # noqa: BLE001 - a policy plugin failing mid-run is reported by name
         name = getattr(policy, "name", type(policy).__name__)
         raise PluginError(f"Guidance policy {name!r} raised {type(exc).__name__} in {method}(): {exc}") from exc
+
+
+class GuidedDenoiser:
+    """The one guided evaluation every sampling loop calls: the loop says where it is (:class:`StepInfo`) and
+    how to run the network on some rows; the denoiser asks the policy for branches, packs them into one forward,
+    combines, and counts each image's NFE — so every sampler's NFE comes from here.
+
+    Diffusion loops call it with a packed forward (any rows, any branches); next-scale loops, whose branches are
+    fixed at the first scale (one KV cache per branch), hand it the stacked outputs of every branch through
+    :meth:`combine_stacked`."""
+
+    def __init__(self, labels: torch.Tensor | None, null_class: int | None, policy: Any, batch_size: int) -> None:
+        self.labels, self.null_class, self.policy = labels, null_class, policy
+        self.state = policy.init_state(batch_size) if policy is not None else None
+        self.nfe = torch.zeros(batch_size, dtype=torch.long)
+        self.evaluations = 0
+        self.outputs: BranchOutputs | None = None
+
+    def __call__(self, forward: PackedForward, x: torch.Tensor, info: StepInfo) -> torch.Tensor:
+        pred, used, self.outputs = guided(forward, x, self.labels, self.null_class, self.policy, self.state, info)
+        self.nfe += used
+        self.evaluations += 1
+        return pred
+
+    def request(self, info: StepInfo) -> list[BranchRequest]:
+        """The policy's branches now (next-scale loops ask once, at the first scale)."""
+        return call_policy(self.policy, "request", info, self.state) if self.policy is not None else []
+
+    def combine_stacked(self, stacked: torch.Tensor, names: list[str], info: StepInfo) -> torch.Tensor:
+        """Outputs of the conditional rows then each branch's, every branch on every row, → the guided output."""
+        b = info.batch_size
+        chunks = stacked.split(b)
+        self.nfe += len(chunks)
+        self.evaluations += 1
+        if self.policy is None:
+            return chunks[0]
+        every = torch.ones(b, dtype=torch.bool, device=stacked.device)
+        outputs = dict(zip(["cond", *names], chunks))
+        self.outputs = BranchOutputs(outputs, {n: every for n in outputs}, chunks[0], info)
+        return call_policy(self.policy, "combine", info, self.outputs, self.state)

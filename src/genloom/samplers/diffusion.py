@@ -1,7 +1,7 @@
 """The diffusion loop: one denoising loop over diffusers schedulers, guidance through the branch protocol.
 
-Per evaluation the policy names the branches it needs, :func:`genloom.samplers.branches.guided` packs every row
-into one forward and combines, the scheduler steps. NFE is counted per sample. The model supplies its noise
+Per evaluation the policy names the branches it needs, :class:`genloom.samplers.branches.GuidedDenoiser` packs
+every row into one forward, combines and counts NFE, the scheduler steps. NFE is counted per sample. The model supplies its noise
 schedule; the scheduler is built from it, so a model trained with scaled-linear betas and ε-prediction is sampled
 with exactly those.
 """
@@ -21,7 +21,7 @@ from ..engine.guidance import StepInfo
 from ..engine.parameterisation import to_x0
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
-from .branches import guided
+from .branches import GuidedDenoiser
 
 DIFFUSERS_PREDICTION = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
 _IMPORT_LOCK = threading.Lock()
@@ -147,10 +147,9 @@ class DiffusionSampler:
         noise_sigma = getattr(sched, "init_noise_sigma", 1.0)  # flow matching has none: x_1 is the noise
         x = batch.noise(model.latent_shape, device=model.device, dtype=model.dtype) * noise_sigma
         alphas_cumprod = None if schedule.prediction_type == "flow" else torch.cumprod(1 - schedule.betas(), dim=0)
-        state = batch.policy.init_state(b) if batch.policy is not None else None
+        denoiser = GuidedDenoiser(batch.labels, model.null_class, batch.policy, b)
         step_kwargs = {"generator": batch.rng.generators} if "generator" in inspect.signature(sched.step).parameters \
             else {}
-        nfe = torch.zeros(b, dtype=torch.long)
         timesteps = sched.timesteps
         channels = model.latent_shape[0]
         for i, t in enumerate(timesteps):
@@ -165,14 +164,13 @@ class DiffusionSampler:
                 full.append(out)
                 return out[:, :channels] if schedule.learned_variance else out
 
-            pred, used, _ = guided(forward, x_in, batch.labels, model.null_class, batch.policy, state, info)
+            pred = denoiser(forward, x_in, info)
             if schedule.learned_variance and self.name == "ddpm":
                 pred = torch.cat((pred, full[0][:b, channels:]), dim=1)  # variance from the conditional rows
             preview = (lambda p=pred[:, :channels], xi=x_in, si=info: model.decode(to_x0(p, xi, si)))  # on demand
             x = sched.step(pred, t, x, **step_kwargs).prev_sample
-            nfe += used
             ctx.step_done(i + 1, len(timesteps), preview=preview)
-        return SampleOutput(images=batch.finish(model, x), nfe=nfe)
+        return SampleOutput(images=batch.finish(model, x), nfe=denoiser.nfe)
 
 
 def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, alphas_cumprod: torch.Tensor | None,

@@ -17,7 +17,7 @@ import torch
 from ..engine.guidance import StepInfo
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
-from .branches import guided
+from .branches import GuidedDenoiser
 from .diffusion import DiffusionModel, NoiseSchedule
 
 
@@ -104,18 +104,15 @@ def dpm_solver_fast(model: DiffusionModel, x: torch.Tensor, labels: torch.Tensor
     n_train = schedule.num_train_timesteps
     grid = torch.linspace(1.0, t_end, steps + 1)
     b = x.shape[0]
-    state = policy.init_state(b) if policy is not None else None
-    nfe = torch.zeros(b, dtype=torch.long)
+    denoiser = GuidedDenoiser(labels, model.null_class, policy, b)
     times: list[float] = []
     orders = fast_orders(steps)
-    evals = 0
 
     def x0_pred(xs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        nonlocal nfe, evals
         if check is not None:
             check()
         alpha, sigma = torch.exp(vp.log_mean(t)), vp.std(t)
-        info = StepInfo(step=evals, num_steps=steps, batch_size=b, time=float(t), prediction_type="eps",
+        info = StepInfo(step=denoiser.evaluations, num_steps=steps, batch_size=b, time=float(t), prediction_type="eps",
                         sigma=torch.full((b,), float(sigma), dtype=xs.dtype, device=xs.device),
                         alpha=torch.full((b,), float(alpha), dtype=xs.dtype, device=xs.device))
         timestep = t * n_train - schedule.timestep_offset
@@ -124,9 +121,7 @@ def dpm_solver_fast(model: DiffusionModel, x: torch.Tensor, labels: torch.Tensor
         def forward(xr: torch.Tensor, lr: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
             return model.denoise(xr, t_rows[idx], lr)
 
-        eps, used, _ = guided(forward, xs, labels, model.null_class, policy, state, info)
-        nfe += used
-        evals += 1
+        eps = denoiser(forward, xs, info)
         times.append(float(t))
         return (xs - sigma.to(xs) * eps) / alpha.to(xs)
 
@@ -143,7 +138,7 @@ def dpm_solver_fast(model: DiffusionModel, x: torch.Tensor, labels: torch.Tensor
         i += order
         if on_update is not None:
             on_update(u + 1, len(orders))
-    return SolverRun(x=x, nfe=nfe, times=times, per_update=per_update)
+    return SolverRun(x=x, nfe=denoiser.nfe, times=times, per_update=per_update)
 
 
 def _coef(vp: DiscreteVP, t: torch.Tensor) -> tuple[float, float]:

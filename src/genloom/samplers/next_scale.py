@@ -14,7 +14,7 @@ from ..engine.guidance import BranchOutputs, BranchRequest, StepInfo
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
 from ..engine.seeding import ImageRNG
-from .branches import call_policy
+from .branches import GuidedDenoiser
 
 
 class NextScaleModel(Protocol):
@@ -77,7 +77,7 @@ class NextScaleResult:
     indices: list[torch.Tensor]  # per scale (B, pn²)
     guided_logits: list[torch.Tensor] = field(default_factory=list)  # per scale, before top-k/top-p
     labels: torch.Tensor | None = None
-    passes: int = 0  # transformer rows per image (scales × branches)
+    nfe: torch.Tensor | None = None  # transformer rows per image (scales × branches), from the guided denoiser
 
 
 def check_sampling_options(vocab_size: int, top_k: int, top_p: float | None) -> None:
@@ -139,8 +139,8 @@ def sample_next_scale(
     if labels is None:
         labels = rng.uniform_labels(model.num_classes)
     labels = labels.to(device)
-    state = guidance.init_state(b) if guidance is not None else None
-    branches = _cached_branches(guidance, state, b, num_scales)
+    denoiser = GuidedDenoiser(labels, model.num_classes, guidance, b)
+    branches = _cached_branches(denoiser, b, num_scales)
     rows = torch.cat([labels] + [_branch_labels(r, labels, model.num_classes) for r in branches])
     copies = 1 + len(branches)
     cond, tokens = model.first_stage(rows)
@@ -157,10 +157,7 @@ def sample_next_scale(
             else:
                 history.append(tokens)
                 logits = model.prefix_logits(torch.cat(history, dim=1), cond)
-            if guidance is not None:
-                logits = _combine(guidance, state, branches, logits, k, num_scales)
-            else:
-                logits = logits[:b]
+            logits = _combine(denoiser, branches, logits, k, num_scales)
             if keep_guided_logits:
                 kept.append(logits.clone())
             filter_logits_(logits, top_k, top_p)
@@ -191,8 +188,7 @@ def sample_next_scale(
     images = model.decode(f_hat) if decode else f_hat
     if decode and edit is not None:
         images = edit.blend(images)
-    return NextScaleResult(images=images, indices=indices, guided_logits=kept, labels=labels,
-                           passes=num_scales * copies)
+    return NextScaleResult(images=images, indices=indices, guided_logits=kept, labels=labels, nfe=denoiser.nfe)
 
 
 def _info(k: int, num_scales: int, b: int) -> StepInfo:
@@ -200,15 +196,14 @@ def _info(k: int, num_scales: int, b: int) -> StepInfo:
                     prediction_type="logits", cached=True)
 
 
-def _cached_branches(policy: Any, state: Any, b: int, num_scales: int) -> list[BranchRequest]:
+def _cached_branches(denoiser: GuidedDenoiser, b: int, num_scales: int) -> list[BranchRequest]:
     """The policy's branches at the first scale; with KV caches they must cover every row."""
-    if policy is None:
-        return []
-    requests = call_policy(policy, "request", _info(0, num_scales, b), state)
+    requests = denoiser.request(_info(0, num_scales, b))
     for r in requests:
         if not bool(r.rows.all()):
-            raise InvalidRequest(f"Guidance policy {policy.name!r} asks for branch {r.name!r} on some rows only; "
-                                 f"next-scale models keep a KV cache per branch, so branches must cover every row.")
+            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} asks for branch {r.name!r} on some rows "
+                                 f"only; next-scale models keep a KV cache per branch, so branches must cover every "
+                                 f"row.")
     return requests
 
 
@@ -218,21 +213,16 @@ def _branch_labels(req: BranchRequest, labels: torch.Tensor, null_class: int) ->
     return req.labels.to(labels.device) if req.labels is not None else labels
 
 
-def _combine(policy: Any, state: Any, branches: list[BranchRequest], logits: torch.Tensor, k: int,
+def _combine(denoiser: GuidedDenoiser, branches: list[BranchRequest], logits: torch.Tensor, k: int,
              num_scales: int) -> torch.Tensor:
     b = logits.shape[0] // (1 + len(branches))
     info = _info(k, num_scales, b)
-    if k > 0:
-        names = {r.name for r in call_policy(policy, "request", info, state)}
-        new = names - {r.name for r in branches}
+    if k > 0 and denoiser.policy is not None:
+        new = {r.name for r in denoiser.request(info)} - {r.name for r in branches}
         if new:
-            raise InvalidRequest(f"Guidance policy {policy.name!r} adds branch(es) {sorted(new)} at scale {k}; a "
-                                 f"next-scale model can only evaluate branches it started at the first scale.")
-    chunks = logits.split(b)
-    outputs = {"cond": chunks[0], **{r.name: c for r, c in zip(branches, chunks[1:])}}
-    every = torch.ones(b, dtype=torch.bool, device=logits.device)
-    branch_outputs = BranchOutputs(outputs, {n: every for n in outputs}, chunks[0], info)
-    return call_policy(policy, "combine", info, branch_outputs, state)
+            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} adds branch(es) {sorted(new)} at scale "
+                                 f"{k}; a next-scale model can only evaluate branches it started at the first scale.")
+    return denoiser.combine_stacked(logits, [r.name for r in branches], info)
 
 
 class NextScaleSampler:
@@ -251,6 +241,5 @@ class NextScaleSampler:
         out = sample_next_scale(model, batch.labels, batch.rng, guidance=batch.policy, top_k=self.top_k,
                                 top_p=self.top_p, more_smooth=self.more_smooth, on_scale=on_scale,
                                 edit=batch.options.get("edit"), decode=batch.decode)
-        nfe = torch.full((len(batch),), out.passes, dtype=torch.long)
-        return SampleOutput(images=out.images, nfe=nfe, telemetry={"indices": [i.cpu() for i in out.indices]})
+        return SampleOutput(images=out.images, nfe=out.nfe, telemetry={"indices": [i.cpu() for i in out.indices]})
 

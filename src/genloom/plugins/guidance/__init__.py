@@ -1,5 +1,5 @@
-"""Built-in guidance policies, driven through the branch protocol (:mod:`genloom.engine.guidance`). CFG here;
-AG/LinearAG and GFCG come with their own issue."""
+"""Built-in guidance policies, driven through the branch protocol (:mod:`genloom.engine.guidance`): CFG and
+Adaptive Guidance."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from ...engine.hookspecs import hookimpl
 from ...engine.specs import GuidanceSpec, Paradigm
-from .declarations import CFG_OPTIONS
+from .declarations import AG_OPTIONS, CFG_OPTIONS
 
 GENLOOM_PLUGIN_API = "1.0"
 
@@ -18,6 +18,12 @@ def _cfg(**params: Any) -> Any:
     return CFG.create(**params)
 
 
+def _adaptive(**params: Any) -> Any:
+    from .adaptive import AdaptiveGuidance
+
+    return AdaptiveGuidance.create(**params)
+
+
 @hookimpl
 def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
     register(GuidanceSpec(
@@ -26,3 +32,8 @@ def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
         options=CFG_OPTIONS,
         description="classifier-free guidance p_u + w·(p_c − p_u): constant, window, linear-ramp and power-cosine "
                     "schedules, optional rescale"))
+    register(GuidanceSpec(
+        name="adaptive", factory=_adaptive, paradigms=frozenset({Paradigm.DIFFUSION}),
+        requires=frozenset({"null_class"}), options=AG_OPTIONS,
+        description="Adaptive Guidance: CFG per sample until cos(cond, uncond) > threshold, then conditional-only "
+                    "(the unconditional rows stop costing NFE)"))

@@ -24,3 +24,12 @@ CFG_OPTIONS = (
     Option("rescale", "float", 0.0, "guidance rescale φ (Lin et al. 2023)", minimum=0.0, maximum=1.0),
     Option("rescale_space", "str", "native", "where the rescale's std is measured", choices=RESCALE_SPACES),
 )
+
+AG_SIMILARITY = ("eps", "x0", "native")
+AG_OPTIONS = (
+    Option("threshold", "float", 0.99, "γ̄: a sample switches to conditional-only steps once the cosine similarity "
+           "of its conditional and unconditional predictions exceeds it (1 = CFG throughout, -1 = CFG at the "
+           "first step only)", minimum=-1.0, maximum=1.0),
+    Option("similarity", "str", "eps", "the space the similarity is measured in (the paper: eps)",
+           choices=AG_SIMILARITY),
+)

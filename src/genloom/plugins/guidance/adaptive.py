@@ -1,0 +1,88 @@
+"""Adaptive Guidance (Castillo et al. 2023): CFG per sample until its conditional and unconditional predictions
+agree — cosine similarity above γ̄ — then conditional-only for the rest of the run, and the unconditional rows are
+no longer evaluated. The switch is one-way (the similarity rises monotonically along a trajectory) and decided per
+sample, so a sample switches at the same step alone or in any batch. The similarity is measured on ε by default
+(the paper's ε-models; cosine is not invariant to the shared x_t offset of x0/v predictions); ``x0`` and
+``native`` are named alternatives. With a two-stage sampler (Heun) a switch decided at the predictor takes effect
+at the next step's predictor, never between a predictor and its corrector."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ...engine.errors import InvalidRequest
+from ...engine.guidance import BranchOutputs, BranchRequest, StepInfo
+from .declarations import AG_SIMILARITY
+
+
+@dataclass
+class AGState:
+    switched: torch.Tensor  # rows that no longer pay for the unconditional pass
+    pending: torch.Tensor   # decided at this step's predictor, applied from the next step on
+    switch_step: torch.Tensor  # the step whose similarity crossed γ̄ (−1: never)
+    similarity: list[torch.Tensor] = field(default_factory=list)  # per predictor evaluation, NaN for switched rows
+
+
+@dataclass(frozen=True)
+class AdaptiveGuidance:
+    scale: float
+    threshold: float = 0.99
+    similarity: str = "eps"
+    name: str = "adaptive"
+    space: str = "affine"
+
+    @classmethod
+    def create(cls, scale: float | None = None, threshold: float = 0.99, similarity: str = "eps") -> AdaptiveGuidance:
+        if scale is None or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise InvalidRequest(f"guidance='adaptive' needs a finite guidance_scale (w = 1 is none), got {scale!r}.")
+        if not isinstance(threshold, (int, float)) or not -1.0 <= threshold <= 1.0:
+            raise InvalidRequest(f"Adaptive guidance threshold γ̄ is a cosine similarity in [-1, 1], got "
+                                 f"{threshold!r} (1 = plain CFG, -1 = CFG at the first step only).")
+        if similarity not in AG_SIMILARITY:
+            raise InvalidRequest(f"similarity must be one of {AG_SIMILARITY}, got {similarity!r}.")
+        return cls(scale=float(scale), threshold=float(threshold), similarity=similarity)
+
+    def init_state(self, batch_size: int) -> AGState:
+        off = torch.zeros(batch_size, dtype=torch.bool)
+        return AGState(switched=off.clone(), pending=off.clone(), switch_step=torch.full((batch_size,), -1))
+
+    def request(self, info: StepInfo, state: AGState) -> list[BranchRequest]:
+        if info.cached:
+            raise InvalidRequest("Adaptive guidance on next-scale models needs the KV caches of switched rows "
+                                 "compacted, which is not built yet; use guidance='cfg' there.")
+        if info.stage == "predictor":
+            state.switched |= state.pending
+            state.pending[:] = False
+        rows = ~state.switched
+        if self.scale == 1.0 or not bool(rows.any()):
+            return []
+        return [BranchRequest("uncond", rows=rows.clone(), null=True)]
+
+    def combine(self, info: StepInfo, outputs: BranchOutputs, state: AGState) -> torch.Tensor:
+        cond = outputs["cond"]
+        if "uncond" not in outputs:
+            return cond
+        rows = outputs.rows("uncond").cpu()
+        s = self.scale - 1.0
+        guided = cond.clone()
+        guided[rows] = (1 + s) * cond[rows] - s * outputs["uncond"][rows]
+        if info.stage == "predictor":
+            gamma = torch.full((info.batch_size,), math.nan, dtype=torch.float64)
+            gamma[rows] = self._cosine(outputs, rows).cpu()
+            newly = rows & (gamma > self.threshold)
+            state.pending |= newly
+            state.switch_step[newly] = info.step
+            state.similarity.append(gamma)
+        return guided
+
+    def _cosine(self, outputs: BranchOutputs, rows: torch.Tensor) -> torch.Tensor:
+        if self.similarity == "eps":
+            a, b = outputs.eps("cond")[rows], outputs.eps("uncond")[rows]
+        elif self.similarity == "x0":
+            a, b = outputs.x0("cond")[rows], outputs.x0("uncond")[rows]
+        else:
+            a, b = outputs["cond"][rows], outputs["uncond"][rows]
+        return torch.nn.functional.cosine_similarity(a.flatten(1).double(), b.flatten(1).double(), dim=1)

@@ -1,0 +1,87 @@
+"""Adaptive Guidance: CFG until the branches agree, then conditional-only; per sample, one-way, fewer NFE."""
+
+import pytest
+import torch
+
+import genloom
+from genloom.engine.errors import InvalidRequest
+
+LABELS = [1, 4, 7, 2]
+
+
+def _run(pipe, sampler="ddim", steps=8, **kw):
+    return pipe(labels=LABELS, seed=3, sampler=sampler, steps=steps, guidance_scale=3.0, output_type="pt", **kw)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm-solver-fast", "heun"])
+def test_threshold_one_is_cfg_exactly(tiny_pipe, sampler):
+    cfg = _run(tiny_pipe, sampler, guidance="cfg")
+    ag = _run(tiny_pipe, sampler, guidance="adaptive", threshold=1.0)
+    assert torch.equal(cfg.images, ag.images) and cfg.nfe == ag.nfe
+
+
+def test_threshold_minus_one_guides_the_first_step_only(tiny_pipe):
+    ag = _run(tiny_pipe, guidance="adaptive", threshold=-1.0)
+    assert ag.nfe == [8 + 1] * len(LABELS)
+    cond_only = _run(tiny_pipe, guidance="cfg", schedule="step_window", start=0.0, stop=1 / 8)
+    assert torch.equal(ag.images, cond_only.images)  # CFG at step 0, conditional after: the same updates
+
+
+def test_a_middle_threshold_saves_nfe_and_records_one_way_switches(tiny_pipe):
+    from genloom.plugins.guidance.adaptive import AdaptiveGuidance
+    from genloom.samplers.diffusion import DiffusionSampler
+
+    cfg = _run(tiny_pipe, guidance="cfg")
+    ag = _run(tiny_pipe, guidance="adaptive", threshold=0.5)
+    assert all(8 < n <= 16 for n in ag.nfe) and sum(ag.nfe) < sum(cfg.nfe)
+    # the state records when each sample switched: NFE per sample = steps + (switch step + 1), 2·steps if never
+    from genloom.engine.progress import RunContext
+    from genloom.engine.sampling import SampleBatch
+    from genloom.engine.seeding import ImageRNG
+
+    class Recording:
+        name, space = "adaptive", "affine"
+
+        def __init__(self, policy):
+            self.policy = policy
+
+        def init_state(self, b):
+            self.state = self.policy.init_state(b)
+            return self.state
+
+        def request(self, info, state):
+            return self.policy.request(info, state)
+
+        def combine(self, info, outputs, state):
+            return self.policy.combine(info, outputs, state)
+
+    policy = Recording(AdaptiveGuidance.create(scale=3.0, threshold=0.5))
+    batch = SampleBatch(labels=torch.tensor(LABELS), rng=ImageRNG(list(range(3, 3 + len(LABELS)))), steps=8,
+                        policy=policy)
+    with torch.inference_mode():
+        out = DiffusionSampler("ddim").sample(tiny_pipe.model, batch, RunContext())
+    switch = policy.state.switch_step.tolist()
+    assert out.nfe.tolist() == ag.nfe == [8 + (k + 1 if k >= 0 else 8) for k in switch]
+    similarities = torch.stack(policy.state.similarity)  # NaN once a row has switched: it is not evaluated
+    assert all(torch.isnan(similarities[k + 1:, i]).all() for i, k in enumerate(switch) if k >= 0)
+
+
+def test_switch_step_is_the_same_alone_or_in_a_batch(tiny_pipe):
+    kw = dict(seed=11, sampler="ddim", steps=8, guidance="adaptive", guidance_scale=3.0, threshold=0.5,
+              output_type="pt", batch_invariant=True)
+    together = tiny_pipe(labels=LABELS, **kw)
+    alone = [tiny_pipe(labels=[lab], **dict(kw, seed=11 + i)).nfe[0] for i, lab in enumerate(LABELS)]
+    assert together.nfe == alone
+
+
+@pytest.mark.parametrize("threshold", [1.5, -2.0])
+def test_threshold_outside_the_cosine_range_is_refused(tiny_pipe, threshold):
+    with pytest.raises(InvalidRequest, match=r"\[-1, 1\]"):
+        _run(tiny_pipe, guidance="adaptive", threshold=threshold)
+
+
+def test_adaptive_is_refused_on_next_scale_and_one_step_models():
+    with pytest.raises(InvalidRequest, match="one-step generator"):
+        genloom.load("smoke")(labels=[1], guidance="adaptive", guidance_scale=2.0)
+    with pytest.raises(InvalidRequest, match="adaptive.*next-scale"):
+        genloom.load("var-shapes")(labels=[1], guidance="adaptive", guidance_scale=2.0)
