@@ -15,7 +15,8 @@ def test_sample_then_eval(tmp_path):
     assert done.returncode == 0, done.stderr
     images, labels = read_npz(npz)
     assert images.shape == (30, 32, 32, 3) and labels.tolist() == [i % 10 for i in range(30)]
-    assert json.loads(npz.with_suffix(".json").read_text())["request"]["seed"][:2] == [3, 4]
+    plan = json.loads(npz.with_suffix(".json").read_text())["plan"]
+    assert plan["seed"] == 3 and plan["num_images"] == 30 and plan["model"] == "smoke"
     out = run_cli("eval", "--samples", str(npz), "--num-reference", "300", "--subsets", "3", "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)

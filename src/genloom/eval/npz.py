@@ -79,6 +79,8 @@ def _open_member(zf: zipfile.ZipFile, name: str) -> tuple[Any, tuple[int, ...], 
 
 def npz_size(path: str | os.PathLike[str]) -> tuple[int, tuple[int, ...], bool]:
     """(number of images, image shape HWC, has labels) of an ADM .npz, reading only its headers."""
+    if not Path(path).is_file():
+        raise InvalidRequest(f"Sample file {str(path)!r} not found.")
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
