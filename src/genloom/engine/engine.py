@@ -113,7 +113,9 @@ class Engine:
         model.to(device=options.device, dtype=options.dtype)
         defaults = {"sampler": sampler, "steps": steps, "guidance": guidance, "guidance_scale": guidance_scale}
         loaded_with = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in extra.items()}
-        return Pipeline(self, model, {k: v for k, v in defaults.items() if v is not None}, load_options=loaded_with)
+        pipe = Pipeline(self, model, {k: v for k, v in defaults.items() if v is not None}, load_options=loaded_with)
+        pipe.load_config = config  # guide networks of the same architecture are loaded with it too
+        return pipe
 
     def load_classifier(self, name: str, weights: str | os.PathLike[str] | None = None, device: Any = None,
                         dtype: Any = None, **extra: Any) -> Any:

@@ -39,12 +39,15 @@ class StepInfo:
 
 @dataclass(frozen=True)
 class BranchRequest:
-    """Evaluate the network for ``rows`` (bool, (B,)) with the null label (``null``) or with ``labels``."""
+    """Evaluate a network for ``rows`` (bool, (B,)) with the null label (``null``) or with ``labels``.
+    ``network``: ``"main"`` (the loaded model) or the name of one of the policy's own ``networks`` (e.g. the
+    weaker guide model of autoguidance); every branch of one network is packed into that network's one forward."""
 
     name: str
     rows: torch.Tensor
     null: bool = False
     labels: torch.Tensor | None = None
+    network: str = "main"
 
     def __post_init__(self) -> None:
         if self.name == "cond":
@@ -82,8 +85,18 @@ class BranchOutputs:
         return to_eps(self[name], self.x, self.info)
 
 
+@dataclass(frozen=True)
+class GuidanceContext:
+    """What a policy whose spec says ``context=True`` receives at construction: the loaded model, and ``load``,
+    which loads another checkpoint of the same model with the same family options (cached per pipeline)."""
+
+    model: Any
+    load: Any  # (weights) -> GenerativeModel
+
+
 class GuidancePolicy(Protocol):
-    """What a ``GuidanceSpec`` factory returns."""
+    """What a ``GuidanceSpec`` factory returns. A policy that evaluates other networks lists them in a
+    ``networks`` mapping (name → model), which its branches name."""
 
     name: str
     space: str

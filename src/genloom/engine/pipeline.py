@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import platform
 import inspect
+import platform
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import torch
 
 from .errors import GenloomError, InvalidRequest, PluginError
+from .guidance import GuidanceContext
 from .model import GenerativeModel
 from .progress import CancelToken, ProgressCallback, RunContext
 from .request import GenerationRequest, build_request
@@ -66,6 +67,8 @@ class Pipeline:
         self.spec = model.spec
         self.defaults = dict(defaults or {})
         self.load_options = dict(load_options or {})  # the family options it was loaded with (for the manifest)
+        self._siblings: dict[str, Any] = {}  # guide networks loaded for policies, by weights path
+        self.load_config: Any = None  # the config= the model was loaded with, if any
 
     def __repr__(self) -> str:
         return f"Pipeline({self.spec.name!r}, paradigm={self.spec.paradigm.value}, device={self.model.device})"
@@ -155,8 +158,9 @@ class Pipeline:
                                  **request.sampler_options)
         policy = None
         if request.guidance is not None:
+            context = {"context": GuidanceContext(self.model, self._sibling)} if request.guidance.context else {}
             policy = self._make(request.guidance.factory, request.guidance.plugin, "guidance policy",
-                                scale=request.guidance_scale, **request.guidance_options)
+                                scale=request.guidance_scale, **request.guidance_options, **context)
 
         images, nfe, telemetry, batch_times, drawn = [], [], {}, [], []
         n, bs = request.num_images, (1 if batch_invariant else request.batch_size)
@@ -217,6 +221,20 @@ class Pipeline:
                 f"{type(out).__name__} without {hi - lo} images; it breaks the sampler contract."
             )
         return out, drawn
+
+    def _sibling(self, weights: Any) -> Any:
+        """Another checkpoint of this model (a guide network), loaded once per pipeline with the same family
+        options, config=, device and dtype."""
+        from .weights import resolve
+
+        key = str(resolve(weights).path)
+        if key not in self._siblings:
+            load = getattr(self.engine, "load", None)
+            if load is None:
+                raise InvalidRequest("This pipeline's engine cannot load guide networks.")
+            self._siblings[key] = load(self.spec.name, weights=weights, config=self.load_config,
+                                       device=self.model.device, dtype=self.model.dtype, **self.load_options).model
+        return self._siblings[key]
 
     def _initial_noise(self, latents: Any, n: int) -> torch.Tensor | None:
         """``latents=`` checked against the model's noise shape before any work starts."""

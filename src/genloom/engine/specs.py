@@ -57,7 +57,9 @@ class GuidanceSpec:
     """A guidance policy; `factory(scale=..., **options)` returns the policy object the sampler drives.
 
     ``options`` declares every keyword the factory takes besides ``scale`` (see :mod:`genloom.engine.options`):
-    the API validates requests against it, the CLI and the UI derive their help and forms from it."""
+    the API validates requests against it, the CLI and the UI derive their help and forms from it. ``context``:
+    the factory also receives ``context=`` (:class:`genloom.engine.guidance.GuidanceContext`: the loaded model,
+    and a loader of sibling checkpoints for guide networks)."""
 
     name: str
     factory: Callable[..., Any]
@@ -65,6 +67,7 @@ class GuidanceSpec:
     paradigms: frozenset[Paradigm] = frozenset({Paradigm.DIFFUSION, Paradigm.NEXT_SCALE})
     requires: frozenset[str] = frozenset()
     options: tuple[Option, ...] = ()
+    context: bool = False
     plugin: str = ""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -14,53 +14,67 @@ from ..engine.guidance import BranchOutputs, BranchRequest, StepInfo
 PackedForward = Callable[[torch.Tensor, "torch.Tensor | None", torch.Tensor], torch.Tensor]
 
 
-def packed_forward(forward: PackedForward, x: torch.Tensor, labels: torch.Tensor | None, null_class: int | None,
-                   requests: list[BranchRequest], info: StepInfo) -> tuple[BranchOutputs, torch.Tensor]:
-    """One network call for the conditional rows and every requested branch; returns the outputs per branch
-    (NaN where a branch skipped a row) and how many rows each sample cost (its NFE for this evaluation)."""
+def packed_forward(forward: PackedForward | Mapping[str, PackedForward], x: torch.Tensor,
+                   labels: torch.Tensor | None, null_class: int | None, requests: list[BranchRequest],
+                   info: StepInfo) -> tuple[BranchOutputs, dict[str, torch.Tensor]]:
+    """One call per network: the conditional rows and the main network's branches in one forward, each other
+    network's branches in one forward of that network. Returns the outputs per branch (NaN where a branch
+    skipped a row) and, per network, how many rows each sample cost (its NFE for this evaluation)."""
+    forwards = dict(forward) if isinstance(forward, Mapping) else {"main": forward}
     b = x.shape[0]
-    index = [torch.arange(b, device=x.device)]
-    row_labels = [labels] if labels is not None else []
-    spans: list[tuple[str, torch.Tensor]] = [("cond", index[0])]
+    every = torch.arange(b, device=x.device)
+    groups: dict[str, list[tuple[str, torch.Tensor, torch.Tensor | None]]] = {"main": [("cond", every, labels)]}
+    names = {"cond"}
     for req in requests:
         if req.rows.shape != (b,):
             raise InvalidRequest(f"Branch {req.name!r} has a row mask of shape {tuple(req.rows.shape)}, batch is {b}.")
-        if any(name == req.name for name, _ in spans):
+        if req.name in names:
             raise InvalidRequest(f"Branch {req.name!r} was requested twice in one step.")
+        if req.network not in forwards:
+            raise InvalidRequest(f"Branch {req.name!r} asks for network {req.network!r}; this run has "
+                                 f"{sorted(forwards)}.")
+        names.add(req.name)
         rows = req.rows.to(x.device).nonzero().flatten()
-        spans.append((req.name, rows))
-        index.append(rows)
-        if labels is None:
-            if req.null or req.labels is not None:
-                raise InvalidRequest(f"Branch {req.name!r} changes the label, but the model is unconditional.")
-            continue
-        if req.null:
-            if null_class is None:
-                raise InvalidRequest(f"Branch {req.name!r} needs a null class; this model has none.")
-            row_labels.append(torch.full_like(rows, null_class))
-        else:
-            row_labels.append((req.labels.to(labels.device) if req.labels is not None else labels)[rows])
-    all_rows = torch.cat(index)
-    out = forward(x[all_rows], torch.cat(row_labels) if labels is not None else None, all_rows)
-    outputs, masks, offset = {}, {}, 0
-    for name, rows in spans:
-        full = torch.full((b,) + tuple(out.shape[1:]), torch.nan, device=out.device, dtype=out.dtype)
-        full[rows] = out[offset:offset + len(rows)]
-        offset += len(rows)
-        mask = torch.zeros(b, dtype=torch.bool, device=x.device)
-        mask[rows] = True
-        outputs[name], masks[name] = full, mask
-    nfe = torch.bincount(all_rows.cpu(), minlength=b)
-    return BranchOutputs(outputs, masks, x, info), nfe
+        groups.setdefault(req.network, []).append((req.name, rows, _row_labels(req, rows, labels, null_class)))
+    outputs, masks, costs = {}, {}, {}
+    for network, spans in groups.items():
+        all_rows = torch.cat([rows for _, rows, _ in spans])
+        row_labels = torch.cat([lab for _, _, lab in spans]) if labels is not None else None
+        out = forwards[network](x[all_rows], row_labels, all_rows)
+        offset = 0
+        for name, rows, _ in spans:
+            full = torch.full((b,) + tuple(out.shape[1:]), torch.nan, device=out.device, dtype=out.dtype)
+            full[rows] = out[offset:offset + len(rows)]
+            offset += len(rows)
+            mask = torch.zeros(b, dtype=torch.bool, device=x.device)
+            mask[rows] = True
+            outputs[name], masks[name] = full, mask
+        costs[network] = torch.bincount(all_rows.cpu(), minlength=b)
+    return BranchOutputs(outputs, masks, x, info), costs
 
 
-def guided(forward: PackedForward, x: torch.Tensor, labels: torch.Tensor | None, null_class: int | None,
-           policy: Any, state: Any, info: StepInfo) -> tuple[torch.Tensor, torch.Tensor, BranchOutputs]:
-    """Ask the policy, evaluate, combine. A policy that raises is named in a :class:`PluginError`."""
+def _row_labels(req: BranchRequest, rows: torch.Tensor, labels: torch.Tensor | None,
+                null_class: int | None) -> torch.Tensor | None:
+    if labels is None:
+        if req.null or req.labels is not None:
+            raise InvalidRequest(f"Branch {req.name!r} changes the label, but the model is unconditional.")
+        return None
+    if req.null:
+        if null_class is None:
+            raise InvalidRequest(f"Branch {req.name!r} needs a null class; this model has none.")
+        return torch.full_like(rows, null_class)
+    return (req.labels.to(labels.device) if req.labels is not None else labels)[rows]
+
+
+def guided(forward: PackedForward | Mapping[str, PackedForward], x: torch.Tensor, labels: torch.Tensor | None,
+           null_class: int | None, policy: Any, state: Any,
+           info: StepInfo) -> tuple[torch.Tensor, torch.Tensor, BranchOutputs]:
+    """Ask the policy, evaluate, combine → (prediction, NFE per sample over every network, outputs). A policy
+    that raises is named in a :class:`PluginError`."""
     requests = call_policy(policy, "request", info, state) if policy is not None else []
-    outputs, nfe = packed_forward(forward, x, labels, null_class, requests, info)
+    outputs, costs = packed_forward(forward, x, labels, null_class, requests, info)
     pred = call_policy(policy, "combine", info, outputs, state) if policy is not None else outputs["cond"]
-    return pred, nfe, outputs
+    return pred, sum(costs.values()), outputs  # type: ignore[return-value]
 
 
 def call_policy(policy: Any, method: str, *args: Any) -> Any:
@@ -82,18 +96,29 @@ class GuidedDenoiser:
     fixed at the first scale (one KV cache per branch), hand it the stacked outputs of every branch through
     :meth:`combine_stacked`."""
 
-    def __init__(self, labels: torch.Tensor | None, null_class: int | None, policy: Any, batch_size: int) -> None:
+    def __init__(self, model: Any, labels: torch.Tensor | None, null_class: int | None, policy: Any,
+                 batch_size: int) -> None:
         self.labels, self.null_class, self.policy = labels, null_class, policy
+        self.networks = {"main": model, **dict(getattr(policy, "networks", {}) or {})}
         self.state = policy.init_state(batch_size) if policy is not None else None
         self.nfe = torch.zeros(batch_size, dtype=torch.long)
+        self.nfe_by_network = {name: torch.zeros(batch_size, dtype=torch.long) for name in self.networks}
         self.evaluations = 0
         self.outputs: BranchOutputs | None = None
 
-    def __call__(self, forward: PackedForward, x: torch.Tensor, info: StepInfo) -> torch.Tensor:
-        pred, used, self.outputs = guided(forward, x, self.labels, self.null_class, self.policy, self.state, info)
-        self.nfe += used
+    def __call__(self, forward_for: Callable[[Any], PackedForward], x: torch.Tensor, info: StepInfo) -> torch.Tensor:
+        """``forward_for(network)`` is the loop's way of running one network at this step on some rows."""
+        requests = call_policy(self.policy, "request", info, self.state) if self.policy is not None else []
+        wanted = {"main"} | {r.network for r in requests}
+        forwards = {name: forward_for(net) for name, net in self.networks.items() if name in wanted}
+        self.outputs, costs = packed_forward(forwards, x, self.labels, self.null_class, requests, info)
+        for name, cost in costs.items():
+            self.nfe_by_network[name] += cost
+            self.nfe += cost
         self.evaluations += 1
-        return pred
+        if self.policy is None:
+            return self.outputs["cond"]
+        return call_policy(self.policy, "combine", info, self.outputs, self.state)
 
     def request(self, info: StepInfo) -> list[BranchRequest]:
         """The policy's branches now (next-scale loops ask once, at the first scale)."""

@@ -147,7 +147,7 @@ class DiffusionSampler:
         noise_sigma = getattr(sched, "init_noise_sigma", 1.0)  # flow matching has none: x_1 is the noise
         x = batch.noise(model.latent_shape, device=model.device, dtype=model.dtype) * noise_sigma
         alphas_cumprod = None if schedule.prediction_type == "flow" else torch.cumprod(1 - schedule.betas(), dim=0)
-        denoiser = GuidedDenoiser(batch.labels, model.null_class, batch.policy, b)
+        denoiser = GuidedDenoiser(model, batch.labels, model.null_class, batch.policy, b)
         step_kwargs = {"generator": batch.rng.generators} if "generator" in inspect.signature(sched.step).parameters \
             else {}
         timesteps = sched.timesteps
@@ -159,12 +159,14 @@ class DiffusionSampler:
             t_rows = torch.full((b,), float(t), device=model.device, dtype=torch.float32)
             full: list[torch.Tensor] = []
 
-            def forward(xr: torch.Tensor, lr: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
-                out = model.denoise(xr, t_rows[idx], lr)
-                full.append(out)
-                return out[:, :channels] if schedule.learned_variance else out
+            def forward_for(net: Any) -> Any:
+                def forward(xr: torch.Tensor, lr: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+                    out = net.denoise(xr, t_rows[idx], lr)
+                    full.append(out)
+                    return out[:, :channels] if schedule.learned_variance else out
+                return forward
 
-            pred = denoiser(forward, x_in, info)
+            pred = denoiser(forward_for, x_in, info)
             if schedule.learned_variance and self.name == "ddpm":
                 pred = torch.cat((pred, full[0][:b, channels:]), dim=1)  # variance from the conditional rows
             preview = (lambda p=pred[:, :channels], xi=x_in, si=info: model.decode(to_x0(p, xi, si)))  # on demand

@@ -104,7 +104,7 @@ def dpm_solver_fast(model: DiffusionModel, x: torch.Tensor, labels: torch.Tensor
     n_train = schedule.num_train_timesteps
     grid = torch.linspace(1.0, t_end, steps + 1)
     b = x.shape[0]
-    denoiser = GuidedDenoiser(labels, model.null_class, policy, b)
+    denoiser = GuidedDenoiser(model, labels, model.null_class, policy, b)
     times: list[float] = []
     orders = fast_orders(steps)
 
@@ -118,10 +118,10 @@ def dpm_solver_fast(model: DiffusionModel, x: torch.Tensor, labels: torch.Tensor
         timestep = t * n_train - schedule.timestep_offset
         t_rows = torch.full((b,), float(timestep), device=xs.device, dtype=torch.float32)
 
-        def forward(xr: torch.Tensor, lr: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
-            return model.denoise(xr, t_rows[idx], lr)
+        def forward_for(net: Any) -> Any:
+            return lambda xr, lr, idx: net.denoise(xr, t_rows[idx], lr)
 
-        eps = denoiser(forward, xs, info)
+        eps = denoiser(forward_for, xs, info)
         times.append(float(t))
         return (xs - sigma.to(xs) * eps) / alpha.to(xs)
 

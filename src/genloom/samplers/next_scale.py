@@ -139,7 +139,7 @@ def sample_next_scale(
     if labels is None:
         labels = rng.uniform_labels(model.num_classes)
     labels = labels.to(device)
-    denoiser = GuidedDenoiser(labels, model.num_classes, guidance, b)
+    denoiser = GuidedDenoiser(model, labels, model.num_classes, guidance, b)
     branches = _cached_branches(denoiser, b, num_scales)
     rows = torch.cat([labels] + [_branch_labels(r, labels, model.num_classes) for r in branches])
     copies = 1 + len(branches)
@@ -200,6 +200,9 @@ def _cached_branches(denoiser: GuidedDenoiser, b: int, num_scales: int) -> list[
     """The policy's branches at the first scale; with KV caches they must cover every row."""
     requests = denoiser.request(_info(0, num_scales, b))
     for r in requests:
+        if r.network != "main":
+            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} evaluates network {r.network!r}; "
+                                 f"next-scale sampling runs the loaded model only.")
         if not bool(r.rows.all()):
             raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} asks for branch {r.name!r} on some rows "
                                  f"only; next-scale models keep a KV cache per branch, so branches must cover every "

@@ -1,5 +1,5 @@
 """Built-in guidance policies, driven through the branch protocol (:mod:`genloom.engine.guidance`): CFG and
-Adaptive Guidance."""
+Adaptive Guidance, autoguidance."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from ...engine.hookspecs import hookimpl
 from ...engine.specs import GuidanceSpec, Paradigm
-from .declarations import AG_OPTIONS, CFG_OPTIONS
+from .declarations import AG_OPTIONS, ATG_OPTIONS, CFG_OPTIONS
 
 GENLOOM_PLUGIN_API = "1.0"
 
@@ -24,6 +24,12 @@ def _adaptive(**params: Any) -> Any:
     return AdaptiveGuidance.create(**params)
 
 
+def _autoguidance(**params: Any) -> Any:
+    from .autoguidance import AutoGuidance
+
+    return AutoGuidance.create(**params)
+
+
 @hookimpl
 def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
     register(GuidanceSpec(
@@ -37,3 +43,8 @@ def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
         requires=frozenset({"null_class"}), options=AG_OPTIONS,
         description="Adaptive Guidance: CFG per sample until cos(cond, uncond) > threshold, then conditional-only "
                     "(the unconditional rows stop costing NFE)"))
+    register(GuidanceSpec(
+        name="autoguidance", factory=_autoguidance, paradigms=frozenset({Paradigm.DIFFUSION}), options=ATG_OPTIONS,
+        context=True,
+        description="autoguidance: p_guide + w·(p_c − p_guide) with a weaker checkpoint of the same model "
+                    "(guide_weights=)"))

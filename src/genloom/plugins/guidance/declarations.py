@@ -33,3 +33,8 @@ AG_OPTIONS = (
     Option("similarity", "str", "eps", "the space the similarity is measured in (the paper: eps)",
            choices=AG_SIMILARITY),
 )
+
+ATG_OPTIONS = (
+    Option("guide_weights", "path", None, "the weaker guide checkpoint of the same model (path, hf://… or "
+           "asset:…); required"),
+)
