@@ -11,9 +11,9 @@ from .conftest import run_cli
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Files written by the real trainers, a few steps each."""
+    from genloom.diffusion_settings import DiffusionTrainSettings as DiMRTrainSettings
     from genloom.plugins.autoencoder.settings import AutoencoderSettings
     from genloom.plugins.autoencoder.train import train_shapes_ae
-    from genloom.diffusion_settings import DiffusionTrainSettings as DiMRTrainSettings
     from genloom.plugins.dimr.train import train_dimr_shapes
     from genloom.plugins.var.train import TrainSettings, train_var_shapes
 

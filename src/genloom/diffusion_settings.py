@@ -36,5 +36,8 @@ class DiffusionTrainSettings:
     stop_without_gap_at: int = field(default=0, metadata={
         "help": "Stop early if at this step the right label does not lower the x̂0 error by 1 % over a wrong one "
                 "(0: never)."})
+    device: str | None = field(default=None, metadata={
+        "help": "cpu, cuda, cuda:N (default: the device accelerate gives this process — a GPU when there is one). "
+                "Random draws stay on the CPU, so a run is the same sequence of batches on any device."})
     max_minutes: float = field(default=100.0, metadata={
         "help": "Stop this leg after this long (writing a resumable state); continue with --resume."})

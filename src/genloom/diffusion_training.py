@@ -26,9 +26,17 @@ from .data.shapes import load_split
 from .diffusion_settings import DiffusionTrainSettings
 from .engine import weights
 from .engine.autoencoder import load_autoencoder_file
+from .engine.devices import resolve_device
 from .samplers.diffusion import NoiseSchedule
-from .training import (check_output_folder, check_settings, cosine_warmup, dihedral_augment, load_training_state,
-                       random_batch, save_training_state)
+from .training import (
+    check_output_folder,
+    check_settings,
+    cosine_warmup,
+    dihedral_augment,
+    load_training_state,
+    random_batch,
+    save_training_state,
+)
 
 SAME_CONFIGURATION = ("seed", "batch_size", "train_size", "lr", "class_lr_mult", "ema", "cond_drop",
                       "coarse_weight", "time_shift_mean", "time_shift_std", "min_snr_gamma", "vae")
@@ -90,9 +98,9 @@ def diffusion_loss(family: TrainFamily, net: torch.nn.Module, x0: torch.Tensor, 
                    abar: torch.Tensor, gen: torch.Generator, s: DiffusionTrainSettings) -> torch.Tensor:
     """The (multi-scale) loss on the schedule's target, optionally Min-SNR weighted."""
     kind = family.schedule.prediction_type
-    b = x0.shape[0]
-    k = sample_timesteps(b, len(abar), gen, s.time_shift_mean, s.time_shift_std)
-    eps = torch.randn(x0.shape, generator=gen)
+    b, dev = x0.shape[0], x0.device
+    k = sample_timesteps(b, len(abar), gen, s.time_shift_mean, s.time_shift_std).to(dev)
+    eps = torch.randn(x0.shape, generator=gen).to(dev)  # drawn on the CPU: the same run on any device
     a = abar[k].view(b, 1, 1, 1)
     alpha, sigma = a.sqrt(), (1 - a).sqrt()
     outputs = family.predict(net, alpha * x0 + sigma * eps, k, labels)
@@ -110,14 +118,14 @@ def label_gap(family: TrainFamily, net: torch.nn.Module, x0: torch.Tensor, label
     """x̂0 mean squared error with the right, the null and a wrong label, per timestep (fixed noise): a network
     that uses its label has right < null ≈ wrong, a gap that widens as it learns."""
     gen = torch.Generator().manual_seed(seed)
-    eps = torch.randn(x0.shape, generator=gen)
-    wrong = (labels + 1 + torch.randint(NUM_CLASSES - 1, labels.shape, generator=gen)) % NUM_CLASSES
+    eps = torch.randn(x0.shape, generator=gen).to(x0.device)
+    wrong = (labels + 1 + torch.randint(NUM_CLASSES - 1, labels.shape, generator=gen).to(labels.device)) % NUM_CLASSES
     out = {}
     for k in timesteps:
         a = abar[k]
         alpha, sigma = a.sqrt(), (1 - a).sqrt()
         xt = alpha * x0 + sigma * eps
-        ks = torch.full((len(x0),), k)
+        ks = torch.full((len(x0),), k, device=x0.device)
         errors = []
         for lab in (labels, torch.full_like(labels, family.null_label), wrong):
             pred = family.predict(net, xt, ks, lab)[-1][:, :x0.shape[1]]
@@ -134,18 +142,19 @@ def _encode(vae: torch.nn.Module, scale: float, images: torch.Tensor) -> torch.T
 
 
 def training_data(family: TrainFamily, s: DiffusionTrainSettings, gen: torch.Generator,
-                  log: Callable[[str], None]) -> tuple[torch.Tensor, torch.Tensor, Any, bool]:
+                  log: Callable[[str], None],
+                  device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, Any, bool]:
     """(inputs, labels, network config, augment in the loop?): pixels, or latents of each image and of a
     dihedral transform of it (latent space is not closed under the image's rotations, so they are encoded)."""
     log(f"rendering {s.train_size} training images…")
     x, y = load_split("train", s.train_size)
     if not s.vae:
-        return x, y, family.pixel_config, True
-    vae, scale = load_autoencoder_file(s.vae)
+        return x.to(device), y.to(device), family.pixel_config, True
+    vae, scale = load_autoencoder_file(s.vae, device=device)
     log(f"encoding them (and a dihedral transform of each) with {s.vae} (scale {scale:.4f})…")
     turned = torch.cat([dihedral_augment(x[i:i + 1], gen) for i in range(len(x))])
-    latents = torch.cat([_encode(vae, scale, x), _encode(vae, scale, turned)])
-    return latents, torch.cat([y, y]), family.latent_config, False
+    latents = torch.cat([_encode(vae, scale, x.to(device)), _encode(vae, scale, turned.to(device))])
+    return latents, torch.cat([y, y]).to(device), family.latent_config, False
 
 
 def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainSettings,
@@ -155,11 +164,13 @@ def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainS
     check_settings(s, positive=("steps", "batch_size", "train_size", "lr", "max_minutes"), fractions=("cond_drop",),
                    files=("vae",))
     out = check_output_folder(out_dir, (f"{family.stem}.safetensors",), resuming=resume is not None)
+    device = resolve_device(s.device)
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    x_train, y_train, config, augment = training_data(family, s, gen, log)
-    net = family.build(config)
+    x_train, y_train, config, augment = training_data(family, s, gen, log, device)
+    net = family.build(config).to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
+    log(f"training {family.name} on {device}")
     groups: dict[str, list[torch.nn.Parameter]] = {"decay": [], "no_decay": [], "class": []}
     for n, p in net.named_parameters():
         kind = "class" if family.class_marker in n else \
@@ -174,7 +185,7 @@ def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainS
     if resume:
         start = load_training_state(resume, {"net": net, "ema": ema}, opt, gen, asdict(s), SAME_CONFIGURATION)
         log(f"resuming at step {start} from {resume}")
-    abar = torch.cumprod(1 - family.schedule.betas().float(), dim=0)
+    abar = torch.cumprod(1 - family.schedule.betas().float(), dim=0).to(device)
     probe_x, probe_y = x_train[-256:], y_train[-256:]
     meta = {"model": family.stem.replace("_", "-"), **{k: str(v) for k, v in asdict(s).items()}}
     t0 = time.perf_counter()
@@ -187,9 +198,9 @@ def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainS
             pick, x = random_batch(x_train, s.batch_size, gen)
         else:
             pick = torch.randint(len(x_train), (s.batch_size,), generator=gen)
-            x = x_train[pick]
-        labels = y_train[pick].clone()
-        labels[torch.rand(len(labels), generator=gen) < s.cond_drop] = family.null_label
+            x = x_train[pick.to(device)]
+        labels = y_train[pick.to(device)].clone()
+        labels[(torch.rand(len(labels), generator=gen) < s.cond_drop).to(device)] = family.null_label
         loss = diffusion_loss(family, net, x, labels, abar, gen, s)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -279,7 +279,7 @@ def sample(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, sha
     --batch-invariant, to get the same bytes across batch sizes too)."""
     from ..engine.images import pil_to_uint8
     from ..engine.options import parse_key_values
-    from ..sample_run import SamplePlan, run
+    from ..sample_run import run
 
     plan = _sample_plan(out, shard_size, _label_list(labels, extra_labels), kw)
     option_values = parse_key_values(kw["options"], "--option")

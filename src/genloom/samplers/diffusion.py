@@ -1,9 +1,9 @@
 """The diffusion loop: one denoising loop over diffusers schedulers, guidance through the branch protocol.
 
-Per evaluation the policy names the branches it needs, :class:`genloom.samplers.branches.GuidedDenoiser` packs
-every row into one forward, combines and counts NFE, the scheduler steps. NFE is counted per sample. The model supplies its noise
-schedule; the scheduler is built from it, so a model trained with scaled-linear betas and ε-prediction is sampled
-with exactly those.
+Per evaluation the policy names the branches it needs; :class:`genloom.samplers.branches.GuidedDenoiser`
+packs every row into one forward per network, combines and counts NFE per sample; the scheduler steps. The
+model supplies its noise schedule; the scheduler is built from it, so a model trained with scaled-linear betas
+and ε-prediction is sampled with exactly those.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import torch
 
 from ..engine.errors import InvalidRequest
-from ..engine.guidance import BranchOutputs, BranchRequest, StepInfo
+from ..engine.guidance import BranchRequest, StepInfo
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
 from ..engine.seeding import ImageRNG

@@ -4,8 +4,8 @@ import torch
 from safetensors.torch import load_file
 
 import genloom
-from genloom.plugins.dimr import SHAPES_NOISE
 from genloom.diffusion_settings import DiffusionTrainSettings as TrainSettings
+from genloom.plugins.dimr import SHAPES_NOISE
 from genloom.plugins.dimr.train import train_dimr_shapes
 
 
@@ -24,9 +24,9 @@ def test_a_few_training_steps_give_reproducible_loadable_weights(tmp_path):
 
 
 def test_training_targets_invert_to_the_data_and_noise_the_sampler_recovers():
+    from genloom.diffusion_training import training_target
     from genloom.engine.guidance import StepInfo
     from genloom.engine.parameterisation import to_eps, to_x0
-    from genloom.diffusion_training import training_target
 
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(3, 3, 8, 8, generator=g), torch.randn(3, 3, 8, 8, generator=g)
@@ -72,8 +72,8 @@ def test_latent_training_on_an_autoencoder_resumes_bit_identically_and_loads(tmp
 
 
 def test_label_gap_is_zero_for_a_network_without_a_class_token_effect():
-    from genloom.plugins.dimr.network import DiMRNetwork
     from genloom.diffusion_training import label_gap
+    from genloom.plugins.dimr.network import DiMRNetwork
     from genloom.plugins.dimr.train import DIMR_FAMILY, SHAPES_LATENT_DIMR, SHAPES_SCHEDULE
 
     torch.manual_seed(0)

@@ -21,9 +21,9 @@ from .model import DIT_SCHEDULE
 from .network import LaMambaNetwork
 
 SHAPES_SCHEDULE = replace(DIT_SCHEDULE, **SHAPES_NOISE)
-SHAPES_LATENT_LAMAMBA = LaMambaConfig(dims=(64, 128), depths=(2, 2), bottleneck_depth=2, num_heads=(2, 4), ssm_ratio=1.0,
-                                      window_size=4, latent_size=8, in_channels=4, learn_sigma=False,
-                                      num_classes=NUM_CLASSES)
+SHAPES_LATENT_LAMAMBA = LaMambaConfig(dims=(64, 128), depths=(2, 2), bottleneck_depth=2, num_heads=(2, 4),
+                                      ssm_ratio=1.0, window_size=4, latent_size=8, in_channels=4,
+                                      learn_sigma=False, num_classes=NUM_CLASSES)
 SHAPES_PIXEL_LAMAMBA = replace(SHAPES_LATENT_LAMAMBA, latent_size=32, patch_size=2, in_channels=3)
 
 
