@@ -62,8 +62,9 @@ class BranchOutputs:
     """Per-branch outputs ``(B, ...)``; rows a branch did not evaluate are NaN, so using them cannot go unnoticed."""
 
     def __init__(self, outputs: Mapping[str, torch.Tensor], rows: Mapping[str, torch.Tensor], x: torch.Tensor,
-                 info: StepInfo) -> None:
+                 info: StepInfo, labels: torch.Tensor | None = None) -> None:
         self._outputs, self._rows, self.x, self.info = dict(outputs), dict(rows), x, info
+        self.labels = labels  # the batch's requested labels (the conditional rows')
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self._outputs[name]
@@ -73,6 +74,11 @@ class BranchOutputs:
 
     def rows(self, name: str) -> torch.Tensor:
         return self._rows[name]
+
+    def merged(self, other: BranchOutputs) -> BranchOutputs:
+        """These outputs and those of a second evaluation of the same step."""
+        return BranchOutputs({**self._outputs, **other._outputs}, {**self._rows, **other._rows}, self.x, self.info,
+                             self.labels)
 
     def x0(self, name: str) -> torch.Tensor:
         from .parameterisation import to_x0
@@ -87,16 +93,21 @@ class BranchOutputs:
 
 @dataclass(frozen=True)
 class GuidanceContext:
-    """What a policy whose spec says ``context=True`` receives at construction: the loaded model, and ``load``,
-    which loads another checkpoint of the same model with the same family options (cached per pipeline)."""
+    """What a policy whose spec says ``context=True`` receives at construction: the loaded model; ``load``,
+    which loads another checkpoint of the same model with the same family options (cached per pipeline); and
+    ``classifier``, which builds a registered classifier on the model's device (cached per pipeline)."""
 
     model: Any
     load: Any  # (weights) -> GenerativeModel
+    classifier: Any = None  # (name, weights=None) -> ImageClassifier
 
 
 class GuidancePolicy(Protocol):
     """What a ``GuidanceSpec`` factory returns. A policy that evaluates other networks lists them in a
-    ``networks`` mapping (name → model), which its branches name."""
+    ``networks`` mapping (name → model), which its branches name. Optional methods: ``refine(info, outputs,
+    state)`` → more branches, evaluated in a second packed forward after the first one's outputs are seen (a
+    policy that must read this step's conditional prediction first, like same-step GFCG); ``report(state)`` →
+    a dict recorded in the result's telemetry under ``"guidance"``."""
 
     name: str
     space: str

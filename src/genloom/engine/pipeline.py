@@ -158,7 +158,8 @@ class Pipeline:
                                  **request.sampler_options)
         policy = None
         if request.guidance is not None:
-            context = {"context": GuidanceContext(self.model, self._sibling)} if request.guidance.context else {}
+            context = {"context": GuidanceContext(self.model, self._sibling, self._classifier)} \
+                if request.guidance.context else {}
             policy = self._make(request.guidance.factory, request.guidance.plugin, "guidance policy",
                                 scale=request.guidance_scale, **request.guidance_options, **context)
 
@@ -234,6 +235,16 @@ class Pipeline:
                 raise InvalidRequest("This pipeline's engine cannot load guide networks.")
             self._siblings[key] = load(self.spec.name, weights=weights, config=self.load_config,
                                        device=self.model.device, dtype=self.model.dtype, **self.load_options).model
+        return self._siblings[key]
+
+    def _classifier(self, name: str, weights: Any = None) -> Any:
+        """A registered classifier on the model's device, built once per pipeline (for guidance policies)."""
+        key = f"classifier:{name}:{weights}"
+        if key not in self._siblings:
+            load = getattr(self.engine, "load_classifier", None)
+            if load is None:
+                raise InvalidRequest("This pipeline's engine cannot load classifiers.")
+            self._siblings[key] = load(name, weights=weights, device=self.model.device)
         return self._siblings[key]
 
     def _initial_noise(self, latents: Any, n: int) -> torch.Tensor | None:

@@ -16,14 +16,15 @@ PackedForward = Callable[[torch.Tensor, "torch.Tensor | None", torch.Tensor], to
 
 def packed_forward(forward: PackedForward | Mapping[str, PackedForward], x: torch.Tensor,
                    labels: torch.Tensor | None, null_class: int | None, requests: list[BranchRequest],
-                   info: StepInfo) -> tuple[BranchOutputs, dict[str, torch.Tensor]]:
+                   info: StepInfo, with_cond: bool = True) -> tuple[BranchOutputs, dict[str, torch.Tensor]]:
     """One call per network: the conditional rows and the main network's branches in one forward, each other
     network's branches in one forward of that network. Returns the outputs per branch (NaN where a branch
     skipped a row) and, per network, how many rows each sample cost (its NFE for this evaluation)."""
     forwards = dict(forward) if isinstance(forward, Mapping) else {"main": forward}
     b = x.shape[0]
     every = torch.arange(b, device=x.device)
-    groups: dict[str, list[tuple[str, torch.Tensor, torch.Tensor | None]]] = {"main": [("cond", every, labels)]}
+    groups: dict[str, list[tuple[str, torch.Tensor, torch.Tensor | None]]] = \
+        {"main": [("cond", every, labels)]} if with_cond else {}
     names = {"cond"}
     for req in requests:
         if req.rows.shape != (b,):
@@ -50,7 +51,7 @@ def packed_forward(forward: PackedForward | Mapping[str, PackedForward], x: torc
             mask[rows] = True
             outputs[name], masks[name] = full, mask
         costs[network] = torch.bincount(all_rows.cpu(), minlength=b)
-    return BranchOutputs(outputs, masks, x, info), costs
+    return BranchOutputs(outputs, masks, x, info, labels), costs
 
 
 def _row_labels(req: BranchRequest, rows: torch.Tensor, labels: torch.Tensor | None,
@@ -109,16 +110,32 @@ class GuidedDenoiser:
     def __call__(self, forward_for: Callable[[Any], PackedForward], x: torch.Tensor, info: StepInfo) -> torch.Tensor:
         """``forward_for(network)`` is the loop's way of running one network at this step on some rows."""
         requests = call_policy(self.policy, "request", info, self.state) if self.policy is not None else []
-        wanted = {"main"} | {r.network for r in requests}
-        forwards = {name: forward_for(net) for name, net in self.networks.items() if name in wanted}
-        self.outputs, costs = packed_forward(forwards, x, self.labels, self.null_class, requests, info)
-        for name, cost in costs.items():
-            self.nfe_by_network[name] += cost
-            self.nfe += cost
+        self.outputs = self._evaluate(forward_for, x, info, requests, with_cond=True)
+        if self.policy is not None and hasattr(self.policy, "refine"):
+            more = call_policy(self.policy, "refine", info, self.outputs, self.state)
+            if more:
+                second = self._evaluate(forward_for, x, info, more, with_cond=False)
+                self.outputs = self.outputs.merged(second)
         self.evaluations += 1
         if self.policy is None:
             return self.outputs["cond"]
         return call_policy(self.policy, "combine", info, self.outputs, self.state)
+
+    def _evaluate(self, forward_for: Callable[[Any], PackedForward], x: torch.Tensor, info: StepInfo,
+                  requests: list[BranchRequest], with_cond: bool) -> BranchOutputs:
+        wanted = ({"main"} if with_cond else set()) | {r.network for r in requests}
+        forwards = {name: forward_for(net) for name, net in self.networks.items() if name in wanted}
+        outputs, costs = packed_forward(forwards, x, self.labels, self.null_class, requests, info, with_cond)
+        for name, cost in costs.items():
+            self.nfe_by_network[name] += cost
+            self.nfe += cost
+        return outputs
+
+    def report(self) -> dict[str, Any]:
+        """What the policy records about the run (``report(state)``), for the result's telemetry."""
+        if self.policy is None or not hasattr(self.policy, "report"):
+            return {}
+        return call_policy(self.policy, "report", self.state)
 
     def request(self, info: StepInfo) -> list[BranchRequest]:
         """The policy's branches now (next-scale loops ask once, at the first scale)."""
@@ -134,5 +151,5 @@ class GuidedDenoiser:
             return chunks[0]
         every = torch.ones(b, dtype=torch.bool, device=stacked.device)
         outputs = dict(zip(["cond", *names], chunks))
-        self.outputs = BranchOutputs(outputs, {n: every for n in outputs}, chunks[0], info)
+        self.outputs = BranchOutputs(outputs, {n: every for n in outputs}, chunks[0], info, self.labels)
         return call_policy(self.policy, "combine", info, self.outputs, self.state)

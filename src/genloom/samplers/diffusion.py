@@ -172,7 +172,9 @@ class DiffusionSampler:
             preview = (lambda p=pred[:, :channels], xi=x_in, si=info: model.decode(to_x0(p, xi, si)))  # on demand
             x = sched.step(pred, t, x, **step_kwargs).prev_sample
             ctx.step_done(i + 1, len(timesteps), preview=preview)
-        return SampleOutput(images=batch.finish(model, x), nfe=denoiser.nfe)
+        report = denoiser.report()
+        return SampleOutput(images=batch.finish(model, x), nfe=denoiser.nfe,
+                            telemetry={"guidance": report} if report else {})
 
 
 def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, alphas_cumprod: torch.Tensor | None,

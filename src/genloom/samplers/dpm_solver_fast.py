@@ -9,7 +9,7 @@ come from inverting λ on the float32 log-α table. diffusers' single-step solve
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -85,7 +85,10 @@ class DPMSolverFast:
         x = batch.noise(model.latent_shape, device=model.device, dtype=model.dtype)
         out = dpm_solver_fast(model, x, batch.labels, batch.steps, batch.policy, t_end=self.t_end,
                               on_update=lambda done, total: ctx.step_done(done, total), check=ctx.check)
-        return SampleOutput(images=batch.finish(model, out.x), nfe=out.nfe, telemetry={"nfe_time": out.times})
+        telemetry: dict[str, Any] = {"nfe_time": out.times}
+        if out.guidance:
+            telemetry["guidance"] = out.guidance
+        return SampleOutput(images=batch.finish(model, out.x), nfe=out.nfe, telemetry=telemetry)
 
 
 @dataclass
@@ -94,6 +97,7 @@ class SolverRun:
     nfe: torch.Tensor
     times: list[float]  # model time (fraction of the horizon) of every evaluation, in call order
     per_update: list[torch.Tensor]
+    guidance: dict[str, Any] = field(default_factory=dict)  # what the policy recorded (report(state))
 
 
 def dpm_solver_fast(model: DiffusionModel, x: torch.Tensor, labels: torch.Tensor | None, steps: int,
@@ -138,7 +142,7 @@ def dpm_solver_fast(model: DiffusionModel, x: torch.Tensor, labels: torch.Tensor
         i += order
         if on_update is not None:
             on_update(u + 1, len(orders))
-    return SolverRun(x=x, nfe=denoiser.nfe, times=times, per_update=per_update)
+    return SolverRun(x=x, nfe=denoiser.nfe, times=times, per_update=per_update, guidance=denoiser.report())
 
 
 def _coef(vp: DiscreteVP, t: torch.Tensor) -> tuple[float, float]:

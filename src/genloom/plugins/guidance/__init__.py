@@ -1,5 +1,5 @@
 """Built-in guidance policies, driven through the branch protocol (:mod:`genloom.engine.guidance`): CFG and
-Adaptive Guidance, autoguidance."""
+Adaptive Guidance, autoguidance, gradient-free classifier guidance."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from ...engine.hookspecs import hookimpl
 from ...engine.specs import GuidanceSpec, Paradigm
-from .declarations import AG_OPTIONS, ATG_OPTIONS, CFG_OPTIONS
+from .declarations import AG_OPTIONS, ATG_OPTIONS, CFG_OPTIONS, GFCG_OPTIONS
 
 GENLOOM_PLUGIN_API = "1.0"
 
@@ -30,6 +30,12 @@ def _autoguidance(**params: Any) -> Any:
     return AutoGuidance.create(**params)
 
 
+def _gfcg(**params: Any) -> Any:
+    from .gfcg import GFCG
+
+    return GFCG.create(**params)
+
+
 @hookimpl
 def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
     register(GuidanceSpec(
@@ -48,3 +54,7 @@ def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
         context=True,
         description="autoguidance: p_guide + w·(p_c − p_guide) with a weaker checkpoint of the same model "
                     "(guide_weights=)"))
+    register(GuidanceSpec(
+        name="gfcg", factory=_gfcg, paradigms=frozenset({Paradigm.DIFFUSION}), options=GFCG_OPTIONS, context=True,
+        description="gradient-free classifier guidance: away from the class a classifier finds each sample most "
+                    "confused with, weighted by that confusion; with CFG (cfg_scale=) or a guide model"))

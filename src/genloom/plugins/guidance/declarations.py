@@ -38,3 +38,24 @@ ATG_OPTIONS = (
     Option("guide_weights", "path", None, "the weaker guide checkpoint of the same model (path, hf://… or "
            "asset:…); required"),
 )
+
+GFCG_SCALE_RULES = ("ratio", "one_minus_pc", "margin")
+GFCG_MODES = ("same_step", "lagged")
+GFCG_REFERENCE_MODELS = ("main", "guide")
+GFCG_OPTIONS = (
+    Option("classifier", "str", "shapes-cnn", "registered classifier over the model's classes (inference only)"),
+    Option("classifier_weights", "path", None, "its weights (default: the classifier's own)"),
+    Option("scale_rule", "str", "ratio", "per-sample weight w_max·κ from the classifier's confusion: ratio "
+           "κ = p_ref/(p_c + p_ref), one_minus_pc κ = 1 − p_c, margin κ = (1 + p_ref − p_c)/2",
+           choices=GFCG_SCALE_RULES),
+    Option("mode", "str", "same_step", "same_step: classify this step's conditional x̂0, then evaluate the "
+           "reference (two forwards); lagged: use the previous step's reference (one packed forward)",
+           choices=GFCG_MODES),
+    Option("cfg_scale", "float", 1.0, "add CFG with this w (1 = none): D_c + (w − 1)(D_c − D_u) + w_i(D_c − D_ref)",
+           minimum=0.0),
+    Option("sigma_lo", "float", 0.0, "classifier guidance on for EDM sigma in (sigma_lo, sigma_hi]", minimum=0.0),
+    Option("sigma_hi", "float", None, "upper bound of the sigma window (default: infinity)", minimum=0.0),
+    Option("reference_model", "str", "main", "which network evaluates the reference class: main, or guide (the "
+           "weaker model of guide_weights=, autoguidance's)", choices=GFCG_REFERENCE_MODELS),
+    Option("guide_weights", "path", None, "the weaker model, for reference_model='guide'"),
+)
