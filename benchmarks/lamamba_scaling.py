@@ -145,7 +145,7 @@ def draw(path: str, sides: list[int], series: dict[str, list[float]]) -> None:
     for s, x in zip(sides, xs):
         d.text((point(x, 10 ** lo)[0] - 8, h - m + 6), str(s), fill="black")
     d.text((w // 2 - 40, h - 20), "latent side", fill="black")
-    d.text((6, 8), "µs per token (log scale)", fill="black")
+    d.text((6, 8), "microseconds per token (log scale)", fill="black")
     for (name, vs), colour in zip(series.items(), ("#1f77b4", "#d62728")):
         pts = [point(x, v) for x, v in zip(xs, vs)]
         d.line(pts, fill=colour, width=3)
