@@ -61,6 +61,14 @@ def train() -> None:
 train.group_name = "train"  # type: ignore[attr-defined]
 
 
+@cli.group(cls=_Group)
+def calibrate() -> None:
+    """Fit what a calibrated guidance policy needs (commands contributed by plugins)."""
+
+
+calibrate.group_name = "calibrate"  # type: ignore[attr-defined]
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:

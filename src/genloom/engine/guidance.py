@@ -35,6 +35,7 @@ class StepInfo:
     alpha: torch.Tensor | None = None
     stage: str = "predictor"
     cached: bool = False  # next-scale: a branch dropped once cannot come back (its KV cache is gone)
+    sampler: str = ""  # the sampling loop's registered name (a calibrated policy checks it)
 
 
 @dataclass(frozen=True)

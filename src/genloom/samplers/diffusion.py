@@ -155,7 +155,7 @@ class DiffusionSampler:
         for i, t in enumerate(timesteps):
             ctx.check()
             x_in = sched.scale_model_input(x, t) if hasattr(sched, "scale_model_input") else x
-            info = _step_info(i, len(timesteps), b, float(t), schedule, alphas_cumprod, x, sched)
+            info = _step_info(i, len(timesteps), b, float(t), schedule, alphas_cumprod, x, sched, self.name)
             t_rows = torch.full((b,), float(t), device=model.device, dtype=torch.float32)
             full: list[torch.Tensor] = []
 
@@ -178,7 +178,7 @@ class DiffusionSampler:
 
 
 def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, alphas_cumprod: torch.Tensor | None,
-               x: torch.Tensor, sched: Any) -> StepInfo:
+               x: torch.Tensor, sched: Any, sampler: str = "") -> StepInfo:
     """α and σ of the model input at timestep ``t`` (ᾱ interpolated for fractional timesteps)."""
     stage = "predictor" if getattr(sched, "state_in_first_order", True) else "corrector"
     if alphas_cumprod is None:  # flow matching: x_t = (1 − s)·x0 + s·ε with s = t / T
@@ -193,4 +193,5 @@ def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, alphas
     full = (lambda v: torch.full((b,), v, device=x.device, dtype=x.dtype))
     return StepInfo(step=i, num_steps=n, batch_size=b,
                     time=(t + schedule.timestep_offset) / schedule.num_train_timesteps,
-                    prediction_type=schedule.prediction_type, sigma=full(sigma), alpha=full(alpha), stage=stage)
+                    prediction_type=schedule.prediction_type, sigma=full(sigma), alpha=full(alpha), stage=stage,
+                    sampler=sampler)

@@ -118,7 +118,8 @@ def dpm_solver_fast(model: DiffusionModel, x: torch.Tensor, labels: torch.Tensor
         alpha, sigma = torch.exp(vp.log_mean(t)), vp.std(t)
         info = StepInfo(step=denoiser.evaluations, num_steps=steps, batch_size=b, time=float(t), prediction_type="eps",
                         sigma=torch.full((b,), float(sigma), dtype=xs.dtype, device=xs.device),
-                        alpha=torch.full((b,), float(alpha), dtype=xs.dtype, device=xs.device))
+                        alpha=torch.full((b,), float(alpha), dtype=xs.dtype, device=xs.device),
+                        sampler="dpm-solver-fast")
         timestep = t * n_train - schedule.timestep_offset
         t_rows = torch.full((b,), float(timestep), device=xs.device, dtype=torch.float32)
 

@@ -1,13 +1,13 @@
 """Built-in guidance policies, driven through the branch protocol (:mod:`genloom.engine.guidance`): CFG and
-Adaptive Guidance, autoguidance, gradient-free classifier guidance."""
+Adaptive Guidance, LinearAG, autoguidance, gradient-free classifier guidance."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...engine.hookspecs import hookimpl
-from ...engine.specs import GuidanceSpec, Paradigm
-from .declarations import AG_OPTIONS, ATG_OPTIONS, CFG_OPTIONS, GFCG_OPTIONS
+from ...engine.specs import CommandSpec, GuidanceSpec, Paradigm
+from .declarations import AG_OPTIONS, ATG_OPTIONS, CFG_OPTIONS, GFCG_OPTIONS, LINEAR_AG_OPTIONS
 
 GENLOOM_PLUGIN_API = "1.0"
 
@@ -36,6 +36,12 @@ def _gfcg(**params: Any) -> Any:
     return GFCG.create(**params)
 
 
+def _linear_ag(**params: Any) -> Any:
+    from .linear_ag import LinearAG
+
+    return LinearAG.create(**params)
+
+
 @hookimpl
 def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
     register(GuidanceSpec(
@@ -58,3 +64,16 @@ def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
         name="gfcg", factory=_gfcg, paradigms=frozenset({Paradigm.DIFFUSION}), options=GFCG_OPTIONS, context=True,
         description="gradient-free classifier guidance: away from the class a classifier finds each sample most "
                     "confused with, weighted by that confusion; with CFG (cfg_scale=) or a guide model"))
+    register(GuidanceSpec(
+        name="linear-ag", factory=_linear_ag, paradigms=frozenset({Paradigm.DIFFUSION}),
+        requires=frozenset({"null_class"}), options=LINEAR_AG_OPTIONS, context=True,
+        description="LinearAG: in the first half every other unconditional pass is an affine combination of past "
+                    "estimates (a calibrated table), the second half conditional-only"))
+
+
+@hookimpl
+def register_commands(register) -> None:  # type: ignore[no-untyped-def]
+    from .cli import calibrate_linear_ag
+
+    register(CommandSpec(name="linear-ag", command=calibrate_linear_ag, group="calibrate",
+                         description="fit a LinearAG table for a model, sampler, step count and scale"))

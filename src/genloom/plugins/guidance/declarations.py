@@ -59,3 +59,8 @@ GFCG_OPTIONS = (
            "weaker model of guide_weights=, autoguidance's)", choices=GFCG_REFERENCE_MODELS),
     Option("guide_weights", "path", None, "the weaker model, for reference_model='guide'"),
 )
+
+LINEAR_AG_OPTIONS = (
+    Option("table", "path", None, "the calibration table from `genloom calibrate linear-ag` (fitted for this model, "
+           "sampler, step count and scale); required"),
+)
