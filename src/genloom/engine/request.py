@@ -199,6 +199,14 @@ def _policy(spec: ModelSpec, policies: Registry[GuidanceSpec], name: str | None,
         return None
     if not isinstance(name, str):
         raise InvalidRequest(f"guidance must be a policy name, got {name!r}.")
+    if "+" in name:  # a stack, e.g. "cfg+gfcg"
+        from .stacking import stack_spec
+
+        return stack_spec([_one_policy(spec, policies, part.strip()) for part in name.split("+")])
+    return _one_policy(spec, policies, name)
+
+
+def _one_policy(spec: ModelSpec, policies: Registry[GuidanceSpec], name: str) -> GuidanceSpec:
     try:
         policy = policies[name]
     except NotRegistered as exc:
