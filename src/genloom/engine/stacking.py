@@ -130,3 +130,19 @@ class Stack:
         parts = [p.report(s) if hasattr(p, "report") else {"policy": p.name}
                  for p, s in zip(self.policies, state.states)]
         return {"policy": self.name, "parts": parts}
+
+
+def policy_spec(policies: Any, name: str | None) -> GuidanceSpec | None:
+    """The spec of a registered policy or of a stack of registered policies (``"cfg+gfcg"``); None when ``name``
+    is empty, ``none`` or names an unknown policy (the request check then says which)."""
+    if name in (None, "", "none"):
+        return None
+    if SEPARATOR not in name:
+        return policies.get(name)
+    parts = [policies.get(part.strip()) for part in name.split(SEPARATOR)]
+    if any(p is None for p in parts):
+        return None
+    try:
+        return stack_spec(parts)  # type: ignore[arg-type]
+    except InvalidRequest:
+        return None

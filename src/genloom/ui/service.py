@@ -19,6 +19,7 @@ from ..engine.errors import GenloomError, InvalidRequest
 from ..engine.options import parse_key_values, route_options
 from ..engine.pipeline import CALL_ARGUMENTS
 from ..engine.progress import CancelToken
+from ..engine.stacking import policy_spec
 
 MAX_STEPS = 1000
 MAX_IMAGES = 64
@@ -112,9 +113,8 @@ class GenerationService:
     def option_fields(self, policy: str | None, sampler: str | None) -> list[dict[str, Any]]:
         """The form fields of a policy's and a sampler's declared options (what the options box accepts)."""
         fields = []
-        for kind, registry, name in (("policy", self.engine.guidance, policy), ("sampler", self.engine.samplers,
-                                                                                 sampler)):
-            spec = registry.get(name or "")
+        for kind, spec in (("policy", policy_spec(self.engine.guidance, policy)),
+                           ("sampler", self.engine.samplers.get(sampler or ""))):
             if spec is not None:
                 fields += [dict(field.form_field(), owner=f"{kind} {spec.name}") for field in spec.options]
         return fields
@@ -127,7 +127,9 @@ class GenerationService:
     def policy_help(self, policy: str) -> str:
         if policy in (None, "", "none"):
             return "No guidance: one network evaluation per step."
-        spec = self.engine.guidance[policy]
+        spec = policy_spec(self.engine.guidance, policy)
+        if spec is None:
+            return f"Unknown guidance {policy!r}: pick a policy, or join several with '+' (e.g. cfg+gfcg)."
         lines = [f"**{spec.name}** — {spec.description}"] + [f"- `{o.describe()}`" for o in spec.options]
         return "\n".join(lines)
 
@@ -216,7 +218,7 @@ class GenerationService:
             if guidance != "none" and scale not in (None, ""):
                 kwargs["guidance_scale"] = _number(scale, "Guidance scale")
         extra = parse_options(options)
-        policy = self.engine.guidance.get(guidance) if guidance not in (None, "", "none") else None
+        policy = policy_spec(self.engine.guidance, guidance)
         if policy is None and guidance in (None, "") and spec.default_guidance:
             policy = self.engine.guidance.get(spec.default_guidance)
         sampler_spec = self.engine.samplers.get(sampler or spec.default_sampler or "")
