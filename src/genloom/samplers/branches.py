@@ -94,8 +94,8 @@ class GuidedDenoiser:
     combines, and counts each image's NFE — so every sampler's NFE comes from here.
 
     Diffusion loops call it with a packed forward (any rows, any branches); next-scale loops, whose branches are
-    fixed at the first scale (one KV cache per branch), hand it the stacked outputs of every branch through
-    :meth:`combine_stacked`."""
+    started at the first scale (one KV cache per branch; rows may only be dropped later), hand it their stacked
+    outputs through :meth:`combine_rows`."""
 
     def __init__(self, model: Any, labels: torch.Tensor | None, null_class: int | None, policy: Any,
                  batch_size: int) -> None:
@@ -141,15 +141,25 @@ class GuidedDenoiser:
         """The policy's branches now (next-scale loops ask once, at the first scale)."""
         return call_policy(self.policy, "request", info, self.state) if self.policy is not None else []
 
-    def combine_stacked(self, stacked: torch.Tensor, names: list[str], info: StepInfo) -> torch.Tensor:
-        """Outputs of the conditional rows then each branch's, every branch on every row, → the guided output."""
+    def combine_rows(self, stacked: torch.Tensor, segments: list[tuple[str, torch.Tensor]],
+                     info: StepInfo) -> torch.Tensor:
+        """Outputs stacked as segments — the conditional rows, then each branch's rows (``(name, samples)``) —
+        → the guided output; a branch's rows it did not evaluate are NaN, and each row counts one NFE."""
         b = info.batch_size
-        chunks = stacked.split(b)
-        self.nfe += len(chunks)
+        outputs, masks, offset = {}, {}, 0
+        for name, samples in segments:
+            part = stacked[offset:offset + len(samples)]
+            offset += len(samples)
+            full = part if name == "cond" else \
+                torch.full((b,) + tuple(part.shape[1:]), torch.nan, device=part.device, dtype=part.dtype)
+            if name != "cond":
+                full[samples] = part
+            mask = torch.zeros(b, dtype=torch.bool, device=stacked.device)
+            mask[samples] = True
+            outputs[name], masks[name] = full, mask
+            self.nfe += torch.bincount(samples.cpu(), minlength=b)
         self.evaluations += 1
         if self.policy is None:
-            return chunks[0]
-        every = torch.ones(b, dtype=torch.bool, device=stacked.device)
-        outputs = dict(zip(["cond", *names], chunks))
-        self.outputs = BranchOutputs(outputs, {n: every for n in outputs}, chunks[0], info, self.labels)
+            return outputs["cond"]
+        self.outputs = BranchOutputs(outputs, masks, outputs["cond"], info, self.labels)
         return call_policy(self.policy, "combine", info, self.outputs, self.state)

@@ -26,6 +26,9 @@ class NextScaleModel(Protocol):
     latent_channels: int
 
     def kv_caching(self, enabled: bool) -> None: ...
+    def keep_rows(self, index: torch.Tensor) -> None:
+        """Keep only these rows of every KV cache (a branch stopped needing some samples)."""
+        ...
     def first_stage(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
     def stage_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
     def prefix_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
@@ -141,8 +144,11 @@ def sample_next_scale(
     labels = labels.to(device)
     denoiser = GuidedDenoiser(model, labels, model.num_classes, guidance, b)
     branches = _cached_branches(denoiser, b, num_scales)
-    rows = torch.cat([labels] + [_branch_labels(r, labels, model.num_classes) for r in branches])
-    copies = 1 + len(branches)
+    # the stacked rows: the conditional rows, then each branch's rows (which sample each row serves)
+    segments = [("cond", torch.arange(b, device=device))] + \
+        [(r.name, r.rows.to(device).nonzero().flatten()) for r in branches]
+    rows = torch.cat([labels] + [_branch_labels(r, labels, model.num_classes)[seg]
+                                 for r, (_, seg) in zip(branches, segments[1:])])
     cond, tokens = model.first_stage(rows)
     side = pns[-1]
     f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=cond.dtype)
@@ -152,12 +158,19 @@ def sample_next_scale(
     try:
         for k, pn in enumerate(pns):
             ratio = k / (num_scales - 1)
+            if k > 0:
+                keep, segments = _shrink(denoiser, branches, segments, k, num_scales, b)
+                if keep is not None:  # rows no branch needs any more stop costing: compact every row state
+                    cond, tokens = cond[keep], tokens[keep]
+                    history = [h[keep] for h in history]
+                    if kv_cache:
+                        model.keep_rows(keep)
             if kv_cache:
                 logits = model.stage_logits(tokens, cond)
             else:
                 history.append(tokens)
                 logits = model.prefix_logits(torch.cat(history, dim=1), cond)
-            logits = _combine(denoiser, branches, logits, k, num_scales)
+            logits = denoiser.combine_rows(logits, segments, _info(k, num_scales, b))
             if keep_guided_logits:
                 kept.append(logits.clone())
             filter_logits_(logits, top_k, top_p)
@@ -178,9 +191,7 @@ def sample_next_scale(
             f_hat, next_map = model.next_input(k, f_hat, h)
             indices.append(idx)
             if k != num_scales - 1:
-                tokens = model.stage_tokens(k + 1, next_map)
-                if copies > 1:
-                    tokens = tokens.repeat(copies, 1, 1)
+                tokens = model.stage_tokens(k + 1, next_map)[torch.cat([seg for _, seg in segments])]
             if on_scale is not None:
                 on_scale(k + 1, num_scales, lambda f=f_hat: model.decode(f))  # a preview, decoded on demand
     finally:
@@ -197,16 +208,12 @@ def _info(k: int, num_scales: int, b: int) -> StepInfo:
 
 
 def _cached_branches(denoiser: GuidedDenoiser, b: int, num_scales: int) -> list[BranchRequest]:
-    """The policy's branches at the first scale; with KV caches they must cover every row."""
+    """The policy's branches at the first scale (their KV caches start there; later scales may only drop rows)."""
     requests = denoiser.request(_info(0, num_scales, b))
     for r in requests:
         if r.network != "main":
             raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} evaluates network {r.network!r}; "
                                  f"next-scale sampling runs the loaded model only.")
-        if not bool(r.rows.all()):
-            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} asks for branch {r.name!r} on some rows "
-                                 f"only; next-scale models keep a KV cache per branch, so branches must cover every "
-                                 f"row.")
     return requests
 
 
@@ -216,16 +223,38 @@ def _branch_labels(req: BranchRequest, labels: torch.Tensor, null_class: int) ->
     return req.labels.to(labels.device) if req.labels is not None else labels
 
 
-def _combine(denoiser: GuidedDenoiser, branches: list[BranchRequest], logits: torch.Tensor, k: int,
-             num_scales: int) -> torch.Tensor:
-    b = logits.shape[0] // (1 + len(branches))
-    info = _info(k, num_scales, b)
-    if k > 0 and denoiser.policy is not None:
-        new = {r.name for r in denoiser.request(info)} - {r.name for r in branches}
-        if new:
-            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} adds branch(es) {sorted(new)} at scale "
-                                 f"{k}; a next-scale model can only evaluate branches it started at the first scale.")
-    return denoiser.combine_stacked(logits, [r.name for r in branches], info)
+def _shrink(denoiser: GuidedDenoiser, branches: list[BranchRequest], segments: list[tuple[str, torch.Tensor]],
+            k: int, num_scales: int, b: int) -> tuple[torch.Tensor | None, list[tuple[str, torch.Tensor]]]:
+    """The policy's branches at scale k: each may keep fewer rows than before, never more (a dropped row's KV
+    cache is gone) nor a new branch. → (stacked rows to keep, or None when nothing changed; new segments)."""
+    if denoiser.policy is None:
+        return None, segments
+    wanted = {r.name: r.rows for r in denoiser.request(_info(k, num_scales, b))}
+    new = set(wanted) - {r.name for r in branches}
+    if new:
+        raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} adds branch(es) {sorted(new)} at scale {k}; "
+                             f"a next-scale model can only evaluate branches it started at the first scale.")
+    keep, out, offset, changed = [], [], 0, False
+    for name, seg in segments:
+        if name == "cond":
+            mask = torch.ones(len(seg), dtype=torch.bool, device=seg.device)
+        else:
+            rows = wanted.get(name, torch.zeros(b, dtype=torch.bool)).to(seg.device)
+            if bool((rows & ~_mask(seg, b)).any()):
+                raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} asks branch {name!r} for rows it "
+                                     f"dropped earlier; a next-scale model cannot bring a row's KV cache back.")
+            mask = rows[seg]
+        changed |= not bool(mask.all())
+        keep.append(offset + mask.nonzero().flatten())
+        offset += len(seg)
+        out.append((name, seg[mask]))
+    return (torch.cat(keep) if changed else None), out
+
+
+def _mask(seg: torch.Tensor, b: int) -> torch.Tensor:
+    mask = torch.zeros(b, dtype=torch.bool, device=seg.device)
+    mask[seg] = True
+    return mask
 
 
 class NextScaleSampler:

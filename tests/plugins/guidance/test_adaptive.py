@@ -80,8 +80,37 @@ def test_threshold_outside_the_cosine_range_is_refused(tiny_pipe, threshold):
         _run(tiny_pipe, guidance="adaptive", threshold=threshold)
 
 
-def test_adaptive_is_refused_on_next_scale_and_one_step_models():
+def test_adaptive_is_refused_on_one_step_models():
     with pytest.raises(InvalidRequest, match="one-step generator"):
         genloom.load("smoke")(labels=[1], guidance="adaptive", guidance_scale=2.0)
-    with pytest.raises(InvalidRequest, match="adaptive.*next-scale"):
-        genloom.load("var-shapes")(labels=[1], guidance="adaptive", guidance_scale=2.0)
+
+
+@pytest.fixture(scope="module")
+def var_pipe():
+    return genloom.load("var-shapes")
+
+
+VAR_KW = dict(labels=[0, 3, 5, 8], seed=4, guidance_scale=4.0, output_type="pt")
+
+
+def test_on_var_threshold_one_is_constant_cfg_exactly(var_pipe):
+    cfg = var_pipe(guidance="cfg", schedule="constant", **VAR_KW)
+    ag = var_pipe(guidance="adaptive", threshold=1.0, **VAR_KW)
+    assert torch.equal(cfg.images, ag.images) and ag.nfe == cfg.nfe == [12] * 4
+
+
+def test_on_var_switched_rows_leave_the_kv_cache_and_the_rest_is_unchanged(var_pipe):
+    """γ̄ = −1: CFG at the first scale, then the unconditional rows are compacted out of every KV cache. The
+    conditional rows must not notice: the same images as CFG that evaluates them all but guides scale 0 only."""
+    ag = var_pipe(guidance="adaptive", threshold=-1.0, **VAR_KW)
+    window = var_pipe(guidance="cfg", schedule="step_window", start=0.0, stop=1 / 6, **VAR_KW)
+    assert ag.nfe == [6 + 1] * 4 and window.nfe == [12] * 4
+    assert torch.equal(ag.images, window.images)
+
+
+def test_on_var_a_sample_switches_at_the_same_scale_alone_or_in_a_batch(var_pipe):
+    kw = dict(VAR_KW, threshold=0.99, guidance="adaptive", batch_invariant=True)  # switches at different scales
+    together = var_pipe(**kw)
+    alone = [var_pipe(**dict(kw, labels=[lab], seed=4 + i)) for i, lab in enumerate(VAR_KW["labels"])]
+    assert together.nfe == [a.nfe[0] for a in alone]
+    assert torch.equal(together.images, torch.cat([a.images for a in alone]))

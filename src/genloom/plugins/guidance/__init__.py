@@ -51,7 +51,7 @@ def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
         description="classifier-free guidance p_u + w·(p_c − p_u): constant, window, linear-ramp and power-cosine "
                     "schedules, optional rescale"))
     register(GuidanceSpec(
-        name="adaptive", factory=_adaptive, paradigms=frozenset({Paradigm.DIFFUSION}),
+        name="adaptive", factory=_adaptive, paradigms=frozenset({Paradigm.DIFFUSION, Paradigm.NEXT_SCALE}),
         requires=frozenset({"null_class"}), options=AG_OPTIONS,
         description="Adaptive Guidance: CFG per sample until cos(cond, uncond) > threshold, then conditional-only "
                     "(the unconditional rows stop costing NFE)"))

@@ -3,7 +3,9 @@ agree — cosine similarity above γ̄ — then conditional-only for the rest of
 no longer evaluated. The switch is one-way (the similarity rises monotonically along a trajectory) and decided per
 sample, so a sample switches at the same step alone or in any batch. The similarity is measured on ε by default
 (the paper's ε-models; cosine is not invariant to the shared x_t offset of x0/v predictions); ``x0`` and
-``native`` are named alternatives. With a two-stage sampler (Heun) a switch decided at the predictor takes effect
+``native`` are named alternatives. On next-scale models (VAR) it is the mean over tokens of the cosine between the
+centred log-softmax vectors (raw logits carry an arbitrary per-token shift), and a switched row's KV caches are
+compacted away, so it stops costing transformer rows. With a two-stage sampler (Heun) a switch decided at the predictor takes effect
 at the next step's predictor, never between a predictor and its corrector."""
 
 from __future__ import annotations
@@ -50,9 +52,6 @@ class AdaptiveGuidance:
         return AGState(switched=off.clone(), pending=off.clone(), switch_step=torch.full((batch_size,), -1))
 
     def request(self, info: StepInfo, state: AGState) -> list[BranchRequest]:
-        if info.cached:
-            raise InvalidRequest("Adaptive guidance on next-scale models needs the KV caches of switched rows "
-                                 "compacted, which is not built yet; use guidance='cfg' there.")
         if info.stage == "predictor":
             state.switched |= state.pending
             state.pending[:] = False
@@ -79,6 +78,11 @@ class AdaptiveGuidance:
         return guided
 
     def _cosine(self, outputs: BranchOutputs, rows: torch.Tensor) -> torch.Tensor:
+        if outputs.info.prediction_type == "logits":  # next-scale: per token, shift-invariant
+            a = torch.log_softmax(outputs["cond"][rows].double(), dim=-1)
+            b = torch.log_softmax(outputs["uncond"][rows].double(), dim=-1)
+            a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+            return torch.nn.functional.cosine_similarity(a, b, dim=-1).mean(dim=1)
         if self.similarity == "eps":
             a, b = outputs.eps("cond")[rows], outputs.eps("uncond")[rows]
         elif self.similarity == "x0":

@@ -47,6 +47,9 @@ class VARModel(GenerativeModel):
     def kv_caching(self, enabled: bool) -> None:
         self.var.kv_caching(enabled)
 
+    def keep_rows(self, index: torch.Tensor) -> None:
+        self.var.keep_rows(index)
+
     def first_stage(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.var.first_stage(labels)
 

@@ -40,6 +40,10 @@ class SelfAttention(nn.Module):
         self.max_len = max_len if enabled else 0
         self.cache, self.cache_len = None, 0
 
+    def keep_rows(self, index: torch.Tensor) -> None:
+        if self.cache is not None:
+            self.cache = (self.cache[0][index], self.cache[1][index])
+
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         b, n, c = x.shape
         bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias))
@@ -155,6 +159,11 @@ class VARTransformer(nn.Module):
     def kv_caching(self, enabled: bool) -> None:
         for block in self.blocks:
             block.attn.kv_caching(enabled, self.seq_len)
+
+    def keep_rows(self, index: torch.Tensor) -> None:
+        """Compact every layer's KV cache to these rows (a guidance branch stopped needing the others)."""
+        for block in self.blocks:
+            block.attn.keep_rows(index)
 
     # ------------------------------------------------------------------ teacher forcing
     def forward(self, labels: torch.Tensor, x_wo_first_l: torch.Tensor) -> torch.Tensor:
