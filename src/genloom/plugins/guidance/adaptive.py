@@ -3,10 +3,10 @@ agree — cosine similarity above γ̄ — then conditional-only for the rest of
 no longer evaluated. The switch is one-way (the similarity rises monotonically along a trajectory) and decided per
 sample, so a sample switches at the same step alone or in any batch. The similarity is measured on ε by default
 (the paper's ε-models; cosine is not invariant to the shared x_t offset of x0/v predictions); ``x0`` and
-``native`` are named alternatives. On next-scale models (VAR) it is the mean over tokens of the cosine between the
-centred log-softmax vectors (raw logits carry an arbitrary per-token shift), and a switched row's KV caches are
-compacted away, so it stops costing transformer rows. With a two-stage sampler (Heun) a switch decided at the predictor takes effect
-at the next step's predictor, never between a predictor and its corrector."""
+``native`` are named alternatives. On next-scale models (VAR) it is the mean over tokens of the cosine between
+the centred log-softmax vectors (raw logits carry an arbitrary per-token shift), and a switched row's KV caches
+are compacted away, so it stops costing transformer rows. With a two-stage sampler (Heun) a switch decided at the
+predictor takes effect at the next step's predictor, never between a predictor and its corrector."""
 
 from __future__ import annotations
 
