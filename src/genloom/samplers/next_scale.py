@@ -123,7 +123,8 @@ def sample_next_scale(
     """Generate ``len(rng)`` images.
 
     ``guidance`` is a branch-protocol policy (official VAR: CFG with the linear ramp, ``(1+t_k)·ℓ_c − t_k·ℓ_u``);
-    its branches are fixed at the first scale, for all rows, because their KV caches are filled from there.
+    its branches start at the first scale, where their KV caches are filled; later scales may drop rows (the
+    stacked rows and every KV cache are compacted), never add them.
     ``None`` runs the conditional rows only.
     ``labels=None`` draws labels from ``rng`` first (the official order); a label equal to ``num_classes`` is the
     null class. ``edit``: zero-shot editing, the kept tokens of each scale come from a source image.
