@@ -35,7 +35,7 @@ def main() -> None:
 
     from genloom.kernels.selective_scan import selective_scan_chunked, selective_scan_reference
     from genloom.plugins.lamamba.config import LaMambaConfig
-    from genloom.plugins.lamamba.network import LaMambaNetwork, TimestepEmbedder, modulate
+    from genloom.plugins.lamamba.network import LaMambaNetwork, TimestepEmbedder
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -74,7 +74,7 @@ def main() -> None:
             h = self.embed(x).flatten(2).transpose(1, 2) + self.pos
             for block in self.blocks:
                 h = block(h, c)
-            return self.out(modulate(h[:, :, None], torch.zeros_like(c), torch.zeros_like(c))[:, :, 0])
+            return self.out(h)
 
     def timed(fn: object) -> float:
         start = time.perf_counter()

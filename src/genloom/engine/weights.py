@@ -234,7 +234,8 @@ def build_and_load(
     still_meta = [n for n, t in list(module.named_parameters()) + list(module.named_buffers()) if t.is_meta]
     if still_meta:
         raise WeightsError(f"Parameters left uninitialised after loading: {still_meta[:MAX_LISTED_DIFFERENCES]}.")
-    module.to(device=device) if dtype is None else module.to(device=device, dtype=dtype)
+    same = dtype is None or all(p.dtype == dtype for p in module.parameters() if p.is_floating_point())
+    module.to(device=device) if same else module.to(device=device, dtype=dtype)  # a no-op cast warns in diffusers
     return module.eval().requires_grad_(False)
 
 

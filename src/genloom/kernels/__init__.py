@@ -1,41 +1,35 @@
 """Compute kernels behind one dispatcher (:mod:`genloom.kernels.dispatch`): one module per operation with its
-exact PyTorch reference and its faster forms. Declared here without importing torch; the built-in ``kernels``
-plugin registers these specs, and third-party plugins add theirs through ``register_kernels``."""
+exact PyTorch reference and its faster forms. Declared here without importing torch or Triton; the built-in
+``kernels`` plugin registers these specs, and third-party plugins add theirs through ``register_kernels``."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 from ..engine.specs import KernelSpec
 
 
-def _selective_scan_reference(*args: Any, **kwargs: Any) -> Any:
-    from .selective_scan import selective_scan_reference
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """A function that imports ``genloom.kernels.<module>.<name>`` on its first call (Triton only when used)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(*args, **kwargs)
 
-    return selective_scan_reference(*args, **kwargs)
-
-
-def _selective_scan_chunked(*args: Any, **kwargs: Any) -> Any:
-    from .selective_scan import selective_scan_chunked
-
-    return selective_scan_chunked(*args, **kwargs)
-
-
-def _selective_scan_triton(*args: Any, **kwargs: Any) -> Any:
-    from .selective_scan_triton import selective_scan_triton
-
-    return selective_scan_triton(*args, **kwargs)
-
-
-def _selective_scan_unsupported(*args: Any, **kwargs: Any) -> str | None:
-    from .selective_scan_triton import unsupported
-
-    return unsupported(*args, **kwargs)
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 BUILTIN_KERNELS = (
-    KernelSpec(name="selective_scan", reference=_selective_scan_reference, fast=_selective_scan_chunked,
-               triton=_selective_scan_triton, supports=_selective_scan_unsupported,
+    KernelSpec(name="selective_scan", reference=_lazy("selective_scan", "selective_scan_reference"),
+               fast=_lazy("selective_scan", "selective_scan_chunked"),
+               triton=_lazy("selective_scan_triton", "selective_scan_triton"),
+               supports=_lazy("selective_scan_triton", "unsupported"),
                description="Mamba S6 selective scan (u, delta, A, B, C, D, z, delta_bias, delta_softplus, "
                            "return_last_state); fast form: chunked, ~2·√L vectorised steps"),
+    KernelSpec(name="modulated_layer_norm", reference=_lazy("modulated_norm", "modulated_layer_norm"),
+               triton=_lazy("modulated_norm_triton", "modulated_layer_norm_triton"),
+               supports=_lazy("modulated_norm_triton", "unsupported"),
+               description="LN(x; weight, bias)·(1 + scale) + shift, per-sample shift/scale (VAR's and LaMamba's "
+                           "adaLN)"),
 )

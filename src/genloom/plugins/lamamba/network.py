@@ -11,14 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...kernels.dispatch import default_dispatcher
 from .attention import WindowAttention, partition, shift_mask, stage_window, unpartition
 from .config import LaMambaConfig
 from .ss2d import SS2D
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN on channels-last maps: x·(1 + scale) + shift, per sample."""
-    return x * (1 + scale[:, None, None]) + shift[:, None, None]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
@@ -81,6 +77,7 @@ class LaMambaBlock(nn.Module):
             self.attn_mask = None
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * c.mlp_ratio))
+        self.kernels = kernels
 
     def window_attention(self, x: torch.Tensor) -> torch.Tensor:
         """The (shifted) window attention on (B, H, W, C), without norm, modulation or residual."""
@@ -93,9 +90,14 @@ class LaMambaBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         mods = self.adaLN_modulation(self.condition_projection(cond)).chunk(9, dim=-1)
-        x = x + mods[2][:, None, None] * self.op(modulate(self.norm(x), mods[0], mods[1]))
-        x = x + mods[5][:, None, None] * self.window_attention(modulate(self.norm_swin(x), mods[3], mods[4]))
-        return x + mods[8][:, None, None] * self.mlp(modulate(self.norm2(x), mods[6], mods[7]))
+        x = x + mods[2][:, None, None] * self.op(self._modulated(self.norm, x, mods[0], mods[1]))
+        x = x + mods[5][:, None, None] * self.window_attention(self._modulated(self.norm_swin, x, mods[3], mods[4]))
+        return x + mods[8][:, None, None] * self.mlp(self._modulated(self.norm2, x, mods[6], mods[7]))
+
+    def _modulated(self, norm: nn.LayerNorm, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """modulate(LN(x)) through the kernel dispatcher (its reference is exactly that)."""
+        kernels = self.kernels or default_dispatcher()
+        return kernels("modulated_layer_norm", x, shift, scale, norm.weight, norm.bias, norm.eps)
 
 
 class PatchMerging(nn.Module):
@@ -192,6 +194,7 @@ class LaMambaNetwork(nn.Module):
         self.final_adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d0, 2 * d0))
         self.final_norm = nn.LayerNorm(d0, elementwise_affine=False, eps=1e-6)
         self.final_linear = nn.Linear(d0, c.out_channels)
+        self.kernels = kernels
 
     def condition(self, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.t_embedder(t) + self.y_embedder(labels)
@@ -212,7 +215,8 @@ class LaMambaNetwork(nn.Module):
             h = stage.run(h + skip, cond)
         h = self.final_up(h)
         shift, scale = self.final_adaLN_modulation(self.final_condition_projection(cond)).chunk(2, dim=-1)
-        h = self.final_linear(modulate(self.final_norm(h), shift, scale))
+        kernels = self.kernels or default_dispatcher()
+        h = self.final_linear(kernels("modulated_layer_norm", h, shift, scale, None, None, self.final_norm.eps))
         return h.permute(0, 3, 1, 2)
 
     def initialize_weights(self) -> None:

@@ -26,7 +26,8 @@ def build(options: Any) -> VARModel:
     config = options.config
     if isinstance(config, Mapping):  # --config FILE / config={...}
         config = dataclass_from_mapping(VARConfig, config, "config")
-    var, vae, config = load_var(var_sd, vae_sd, config, device=options.device, dtype=options.dtype)
+    var, vae, config = load_var(var_sd, vae_sd, config, device=options.device, dtype=options.dtype,
+                                kernels=options.kernels)
     spec = replace(options.spec, num_classes=config.num_classes, null_class=config.num_classes,
                    image_size=config.image_size, default_steps=len(config.patch_nums))
     return VARModel(spec=spec, networks={"var": var, "vae": vae}, weights=[options.weights, vae_file],

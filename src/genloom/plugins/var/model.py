@@ -94,7 +94,8 @@ def _vae_state(sd: dict[str, torch.Tensor], config: VARConfig) -> dict[str, torc
 
 
 def load_var(var_sd: Mapping[str, torch.Tensor], vae_sd: Mapping[str, torch.Tensor], config: VARConfig | None,
-             device: Any = "cpu", dtype: torch.dtype | None = None) -> tuple[VARTransformer, VQVAE, VARConfig]:
+             device: Any = "cpu", dtype: torch.dtype | None = None,
+             kernels: Any = None) -> tuple[VARTransformer, VQVAE, VARConfig]:
     """Build both networks on the meta device from official-layout state dicts, strictly checked."""
     var_sd, vae_sd = weights.float32_state(var_sd), weights.float32_state(vae_sd)
     if config is None:
@@ -106,6 +107,6 @@ def load_var(var_sd: Mapping[str, torch.Tensor], vae_sd: Mapping[str, torch.Tens
         config = replace(config, vae=replace(config.vae, patch_nums=config.patch_nums))
     vae = weights.build_and_load(lambda: VQVAE(config.vae), _vae_state(dict(vae_sd), config), device=device,
                                  dtype=dtype, what="VQVAE checkpoint")
-    var = weights.build_and_load(lambda: VARTransformer(config), var_sd, device=device, dtype=dtype,
+    var = weights.build_and_load(lambda: VARTransformer(config, kernels), var_sd, device=device, dtype=dtype,
                                  what="VAR checkpoint")
     return var, vae, config

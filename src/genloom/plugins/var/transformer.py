@@ -6,11 +6,13 @@ Module and buffer names follow the official state dict, so official checkpoints 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...kernels.dispatch import default_dispatcher
 from .config import VARConfig
 
 MAX_SCALE_MUL = math.log(100.0)
@@ -77,10 +79,10 @@ class FFN(nn.Module):
 class AdaLNBlock(nn.Module):
     """x += γ1·Attn(LN(x)(1+s1)+b1); x += γ2·FFN(LN(x)(1+s2)+b2); parameters from the class condition."""
 
-    def __init__(self, cfg: VARConfig) -> None:
+    def __init__(self, cfg: VARConfig, kernels: Any = None) -> None:
         super().__init__()
         c = cfg.embed_dim
-        self.dim, self.shared = c, cfg.shared_aln
+        self.dim, self.shared, self.kernels = c, cfg.shared_aln, kernels
         self.attn = SelfAttention(c, cfg.num_heads, cfg.attn_l2_norm)
         self.ffn = FFN(c, round(c * cfg.mlp_ratio))
         self.ln_wo_grad = nn.LayerNorm(c, eps=cfg.norm_eps, elementwise_affine=False)
@@ -94,8 +96,9 @@ class AdaLNBlock(nn.Module):
             g1, g2, s1, s2, b1, b2 = (self.ada_gss + cond).unbind(2)
         else:
             g1, g2, s1, s2, b1, b2 = self.ada_lin(cond).view(-1, 1, 6, self.dim).unbind(2)
-        x = x + self.attn(self.ln_wo_grad(x).mul(s1.add(1)).add_(b1), attn_bias).mul_(g1)
-        return x + self.ffn(self.ln_wo_grad(x).mul(s2.add(1)).add_(b2)).mul(g2)
+        kernels, eps = self.kernels or default_dispatcher(), self.ln_wo_grad.eps
+        x = x + self.attn(kernels("modulated_layer_norm", x, b1, s1, None, None, eps), attn_bias).mul_(g1)
+        return x + self.ffn(kernels("modulated_layer_norm", x, b2, s2, None, None, eps)).mul(g2)
 
 
 class SharedAdaLin(nn.Linear):
@@ -104,19 +107,20 @@ class SharedAdaLin(nn.Linear):
 
 
 class AdaLNBeforeHead(nn.Module):
-    def __init__(self, dim: int, eps: float) -> None:
+    def __init__(self, dim: int, eps: float, kernels: Any = None) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim, self.kernels = dim, kernels
         self.ln_wo_grad = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         scale, shift = self.ada_lin(cond).view(-1, 1, 2, self.dim).unbind(2)
-        return self.ln_wo_grad(x).mul(scale.add(1)).add_(shift)
+        kernels = self.kernels or default_dispatcher()
+        return kernels("modulated_layer_norm", x, shift, scale, None, None, self.ln_wo_grad.eps)
 
 
 class VARTransformer(nn.Module):
-    def __init__(self, cfg: VARConfig) -> None:
+    def __init__(self, cfg: VARConfig, kernels: Any = None) -> None:
         super().__init__()
         self.cfg = cfg
         c, pns = cfg.embed_dim, cfg.patch_nums
@@ -132,8 +136,8 @@ class VARTransformer(nn.Module):
         self.pos_1LC = nn.Parameter(torch.zeros(1, cur, c))
         self.lvl_embed = nn.Embedding(len(pns), c)
         self.shared_ada_lin = nn.Sequential(nn.SiLU(), SharedAdaLin(c, 6 * c)) if cfg.shared_aln else nn.Identity()
-        self.blocks = nn.ModuleList(AdaLNBlock(cfg) for _ in range(cfg.depth))
-        self.head_nm = AdaLNBeforeHead(c, cfg.norm_eps)
+        self.blocks = nn.ModuleList(AdaLNBlock(cfg, kernels) for _ in range(cfg.depth))
+        self.head_nm = AdaLNBeforeHead(c, cfg.norm_eps, kernels)
         self.head = nn.Linear(c, cfg.vocab_size)
         lvl = torch.cat([torch.full((pn * pn,), k) for k, pn in enumerate(pns)]).view(1, cur)
         self.register_buffer("lvl_1L", lvl)
