@@ -14,7 +14,8 @@ from genloom.kernels.modulated_norm import modulated_layer_norm
 DATA = Path(__file__).parents[1] / "data" / "golden"
 
 
-@pytest.mark.parametrize("shape,affine,dtype", [((2, 5, 48), False, torch.float32), ((3, 4, 4, 20), True, torch.float32),
+@pytest.mark.parametrize("shape,affine,dtype", [((2, 5, 48), False, torch.float32),
+                                                ((3, 4, 4, 20), True, torch.float32),
                                                 ((2, 7, 33), True, torch.float16), ((1, 3, 64), False, torch.bfloat16)])
 def test_triton_matches_the_reference(shape, affine, dtype):
     g = torch.Generator().manual_seed(sum(shape))
