@@ -4,6 +4,7 @@ loaded checkpoint (its classes, null label and image size). DiMR and LaMamba bot
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -13,6 +14,7 @@ from ..engine import weights
 from ..engine.autoencoder import SD_VAE_SCALE, load_autoencoder_file
 from ..engine.errors import InvalidRequest, WeightsError
 from ..engine.model import GenerativeModel
+from ..engine.options import dataclass_from_mapping
 from .diffusion import NoiseSchedule
 
 
@@ -33,6 +35,17 @@ class LatentDiffusionModel(GenerativeModel):
             return latents.clamp(-1, 1)
         vae = self.networks["vae"]
         return vae.decode(latents / self.vae_scale).sample.clamp(-1, 1)  # type: ignore[operator]
+
+
+def read_checkpoint(options: Any, config_cls: type, what: str) -> tuple[dict[str, torch.Tensor], Any]:
+    """The family checkpoint's state dict and the ``config=`` (a ``config_cls``, or a JSON-like mapping turned into
+    one — the CLI's ``--config FILE``); a typed error when no weights were given."""
+    if options.weights is None:
+        raise WeightsError(f"Model {options.name!r} needs weights (weights=, CLI --weights): {what}.")
+    config = options.config
+    if isinstance(config, Mapping):
+        config = dataclass_from_mapping(config_cls, config, "config")
+    return weights.read_state_dict(options.weights.path), config
 
 
 def attach_autoencoder(options: Any, networks: dict[str, Any], files: list[Any], channels: int,

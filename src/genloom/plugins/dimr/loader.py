@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ...engine import weights
-from ...engine.errors import WeightsError
-from ...engine.options import dataclass_from_mapping
-from ...samplers.latent import attach_autoencoder, checkpoint_spec, noise_schedule_from
+from ...samplers.latent import attach_autoencoder, checkpoint_spec, noise_schedule_from, read_checkpoint
 from .config import OFFICIAL, DiMRConfig
 from .model import DIMR_SCHEDULE, DiMRModel, load_dimr
 
 
 def build(options: Any) -> DiMRModel:
-    if options.weights is None:
-        raise WeightsError(f"Model {options.name!r} needs weights (weights=, CLI --weights): a DiMR checkpoint "
-                           f"(.pth/.safetensors).")
-    sd = weights.read_state_dict(options.weights.path)
-    config = options.config
-    if isinstance(config, Mapping):  # --config FILE / config={...}
-        config = dataclass_from_mapping(DiMRConfig, config, "config")
+    sd, config = read_checkpoint(options, DiMRConfig, "a DiMR checkpoint (.pth/.safetensors)")
     if config is None and "official" in options.spec.extra:  # a released model: its config, not a guess
         config = OFFICIAL[options.spec.extra["official"]]
     heads = options.extra.get("num_heads") or options.spec.extra.get("num_heads")

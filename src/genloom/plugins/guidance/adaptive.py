@@ -17,7 +17,7 @@ import torch
 
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, StepInfo
-from .declarations import AG_SIMILARITY
+from .declarations import AG_SIMILARITY, finite_scale
 
 
 @dataclass
@@ -38,8 +38,7 @@ class AdaptiveGuidance:
 
     @classmethod
     def create(cls, scale: float | None = None, threshold: float = 0.99, similarity: str = "eps") -> AdaptiveGuidance:
-        if scale is None or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-            raise InvalidRequest(f"guidance='adaptive' needs a finite guidance_scale (w = 1 is none), got {scale!r}.")
+        scale = finite_scale("adaptive", scale)
         if not isinstance(threshold, (int, float)) or not -1.0 <= threshold <= 1.0:
             raise InvalidRequest(f"Adaptive guidance threshold γ̄ is a cosine similarity in [-1, 1], got "
                                  f"{threshold!r} (1 = plain CFG, -1 = CFG at the first step only).")

@@ -5,7 +5,6 @@ the same family options, device and dtype) and evaluated as its own packed forwa
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,7 @@ import torch
 
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, GuidanceContext, StepInfo
+from .declarations import finite_scale
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,7 @@ class AutoGuidance:
     @classmethod
     def create(cls, scale: float | None = None, guide_weights: Any = None,
                context: GuidanceContext | None = None) -> AutoGuidance:
-        if scale is None or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-            raise InvalidRequest(f"guidance='autoguidance' needs a finite guidance_scale, got {scale!r}.")
+        scale = finite_scale("autoguidance", scale)
         if guide_weights is None:
             raise InvalidRequest("guidance='autoguidance' needs guide_weights=: a weaker checkpoint of the same model "
                                  "(an earlier or smaller one), path, hf://… or asset:….")

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+from ...engine.errors import InvalidRequest
 from ...engine.options import Option
+
+
+def finite_scale(policy: str, scale: Any) -> float:
+    """The policy's guidance_scale as a float, or a typed error naming the policy (w = 1 is no guidance)."""
+    if scale is None or isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise InvalidRequest(f"guidance={policy!r} needs a finite guidance_scale (w = 1 is none), got {scale!r}.")
+    return float(scale)
 
 SCHEDULES = ("constant", "linear", "step_window", "sigma_window", "power_cosine")
 FORMULATIONS = ("imagen", "original")

@@ -22,6 +22,7 @@ import torch
 
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, GuidanceContext, StepInfo
+from .declarations import finite_scale
 
 FEATURES = ("cond", "cond_prev", "uncond_prev", "bias")
 
@@ -111,8 +112,7 @@ class LinearAG:
 
     @classmethod
     def create(cls, scale: float | None = None, table: Any = None, context: GuidanceContext | None = None) -> LinearAG:
-        if scale is None or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-            raise InvalidRequest(f"guidance='linear-ag' needs a finite guidance_scale, got {scale!r}.")
+        scale = finite_scale("linear-ag", scale)
         if table is None:
             raise InvalidRequest("guidance='linear-ag' needs table=: a calibration table from `genloom calibrate "
                                  "linear-ag` for this model, sampler, step count and scale.")
