@@ -60,3 +60,4 @@ def test_lamamba_golden_block_with_triton_kernels(monkeypatch):
     with torch.no_grad():
         out = net.mid_layer.blocks[1](g["block2.x"], g["block2.c"])
     torch.testing.assert_close(out, g["block2.out"], atol=1e-4, rtol=0)
+

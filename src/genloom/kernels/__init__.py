@@ -32,4 +32,8 @@ BUILTIN_KERNELS = (
                supports=_lazy("modulated_norm_triton", "unsupported"),
                description="LN(x; weight, bias)·(1 + scale) + shift, per-sample shift/scale (VAR's and LaMamba's "
                            "adaLN)"),
+    KernelSpec(name="vq_nearest", reference=_lazy("vq_nearest", "vq_nearest"),
+               triton=_lazy("vq_nearest_triton", "vq_nearest_triton"),
+               supports=_lazy("vq_nearest_triton", "unsupported"),
+               description="nearest codebook entry of (N, C) vectors, first minimum on ties (VAR's VQVAE)"),
 )

@@ -105,7 +105,7 @@ def load_var(var_sd: Mapping[str, torch.Tensor], vae_sd: Mapping[str, torch.Tens
     check_patch_nums(config.patch_nums)
     if config.vae.patch_nums != config.patch_nums:
         config = replace(config, vae=replace(config.vae, patch_nums=config.patch_nums))
-    vae = weights.build_and_load(lambda: VQVAE(config.vae), _vae_state(dict(vae_sd), config), device=device,
+    vae = weights.build_and_load(lambda: VQVAE(config.vae, kernels), _vae_state(dict(vae_sd), config), device=device,
                                  dtype=dtype, what="VQVAE checkpoint")
     var = weights.build_and_load(lambda: VARTransformer(config, kernels), var_sd, device=device, dtype=dtype,
                                  what="VAR checkpoint")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -193,9 +194,9 @@ class PhiNonShared(nn.ModuleList):
 class MultiScaleQuantizer(nn.Module):
     """Residual quantizer over the scale schedule, with the partially shared φ convolutions."""
 
-    def __init__(self, cfg: VQVAEConfig) -> None:
+    def __init__(self, cfg: VQVAEConfig, kernels: Any = None) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.kernels = cfg, kernels
         c, k = cfg.z_channels, len(cfg.patch_nums)
         self.embedding = nn.Embedding(cfg.vocab_size, c)
         share = cfg.share_quant_resi
@@ -227,13 +228,14 @@ class MultiScaleQuantizer(nn.Module):
         return self.tokens_to_map(self.embedding(idx), pn)
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
-        """Euclidean nearest code per position of (B, C, h, w) → (B, h·w), distances computed as ‖z‖²+‖e‖²−2z·e."""
+        """Euclidean nearest code per position of (B, C, h, w) → (B, h·w), through the kernel dispatcher (its
+        reference: distances as ‖z‖²+‖e‖²−2z·e, the first arg-min — the official computation)."""
+        from ...kernels.dispatch import default_dispatcher
+
         b, c = z.shape[:2]
         z_nc = z.permute(0, 2, 3, 1).reshape(-1, c)
-        e = self.embedding.weight
-        d = z_nc.square().sum(dim=1, keepdim=True) + e.square().sum(dim=1)
-        d = torch.addmm(d, z_nc, e.T, alpha=-2, beta=1)
-        return d.argmin(dim=1).view(b, -1)
+        kernels = self.kernels or default_dispatcher()
+        return kernels("vq_nearest", z_nc, self.embedding.weight).view(b, -1)
 
     def residual_steps(self, f: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The residual quantization of a latent (B, C, S, S), scale by scale: yields (indices (B, pn²), f_hat
@@ -301,12 +303,12 @@ class MultiScaleQuantizer(nn.Module):
 class VQVAE(nn.Module):
     """Encoder + quantizer + decoder, with ``quant_conv``/``post_quant_conv`` as in the official layout."""
 
-    def __init__(self, cfg: VQVAEConfig) -> None:
+    def __init__(self, cfg: VQVAEConfig, kernels: Any = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
-        self.quantize = MultiScaleQuantizer(cfg)
+        self.quantize = MultiScaleQuantizer(cfg, kernels)
         self.quant_conv = nn.Conv2d(cfg.z_channels, cfg.z_channels, 3, padding=1)
         self.post_quant_conv = nn.Conv2d(cfg.z_channels, cfg.z_channels, 3, padding=1)
 
