@@ -1,4 +1,5 @@
-"""The sampler's half of the branch protocol: pack every requested row into one forward, scatter, combine."""
+"""The sampler's half of the branch protocol: the guided denoiser every loop calls; it packs every requested row
+into one forward per network, scatters, combines and counts NFE."""
 
 from __future__ import annotations
 
@@ -65,17 +66,6 @@ def _row_labels(req: BranchRequest, rows: torch.Tensor, labels: torch.Tensor | N
             raise InvalidRequest(f"Branch {req.name!r} needs a null class; this model has none.")
         return torch.full_like(rows, null_class)
     return (req.labels.to(labels.device) if req.labels is not None else labels)[rows]
-
-
-def guided(forward: PackedForward | Mapping[str, PackedForward], x: torch.Tensor, labels: torch.Tensor | None,
-           null_class: int | None, policy: Any, state: Any,
-           info: StepInfo) -> tuple[torch.Tensor, torch.Tensor, BranchOutputs]:
-    """Ask the policy, evaluate, combine → (prediction, NFE per sample over every network, outputs). A policy
-    that raises is named in a :class:`PluginError`."""
-    requests = call_policy(policy, "request", info, state) if policy is not None else []
-    outputs, costs = packed_forward(forward, x, labels, null_class, requests, info)
-    pred = call_policy(policy, "combine", info, outputs, state) if policy is not None else outputs["cond"]
-    return pred, sum(costs.values()), outputs  # type: ignore[return-value]
 
 
 def call_policy(policy: Any, method: str, *args: Any) -> Any:

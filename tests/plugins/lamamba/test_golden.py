@@ -112,16 +112,17 @@ def test_cfg_forward_through_the_branch_protocol(pipe, golden):
     """The official forward_with_cfg guides all 4 ε channels; the engine's CFG combine gives the same ε."""
     from genloom.engine.guidance import StepInfo
     from genloom.plugins.guidance.cfg import CFG
-    from genloom.samplers.branches import guided
+    from genloom.samplers.branches import GuidedDenoiser
 
     x, t, y, s = golden["cfg.x"], golden["cfg.t"], golden["cfg.y"], float(golden["cfg.scale"])
     n = x.shape[0] // 2
     policy = CFG(scale=s)
     info = StepInfo(step=0, num_steps=1, batch_size=n, time=0.5, prediction_type="eps",
                     sigma=torch.ones(n), alpha=torch.ones(n))
+    denoiser = GuidedDenoiser(pipe.model, y[:n], 1000, policy, n)
     with torch.no_grad():
-        eps, _, _ = guided(lambda xr, lr, idx: pipe.model.denoise(xr, t[:n][idx % n], lr)[:, :4], x[:n], y[:n],
-                           1000, policy, policy.init_state(n), info)
+        eps = denoiser(lambda net: lambda xr, lr, idx: net.denoise(xr, t[:n][idx], lr)[:, :4], x[:n], info)
+    assert denoiser.nfe.tolist() == [2] * n
     torch.testing.assert_close(eps, golden["cfg.out"][:n, :4], atol=1e-4, rtol=0)
 
 
