@@ -24,6 +24,24 @@ def test_builtin_policies_conform():
     engine = Engine(third_party=False)
     check_guidance_policy(engine.guidance["cfg"])
     check_guidance_policy(engine.guidance["cfg"], schedule="power_cosine", power=2.0, rescale=0.5)
+    check_guidance_policy(engine.guidance["adaptive"], threshold=0.5)
+
+
+def test_policies_built_with_a_context_conform(tmp_path):
+    """autoguidance, GFCG and LinearAG receive the loaded model's context (guide loader, classifier)."""
+    import genloom
+    from genloom.engine.guidance import GuidanceContext
+    from genloom.plugins.guidance.linear_ag import calibrate
+
+    from .tiny_dimr import TINY, save_tiny
+
+    pipe = genloom.load("dimr", weights=save_tiny(tmp_path), config=TINY)
+    context = GuidanceContext(pipe.model, pipe._sibling, pipe._classifier)
+    engine = Engine(third_party=False)
+    check_guidance_policy(engine.guidance["autoguidance"], guide_weights=save_tiny(tmp_path, seed=3), context=context)
+    check_guidance_policy(engine.guidance["gfcg"], cfg_scale=2.0, context=context)
+    table = calibrate(pipe, sampler="ddim", steps=5, scale=3.0, num=4, k_full=1, log=lambda _: None)
+    check_guidance_policy(engine.guidance["linear-ag"], table=table.save(tmp_path / "t.safetensors"), context=context)
 
 
 def test_the_kit_can_fail():

@@ -81,7 +81,8 @@ class AdaptiveGuidance:
             a = torch.log_softmax(outputs["cond"][rows].double(), dim=-1)
             b = torch.log_softmax(outputs["uncond"][rows].double(), dim=-1)
             a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
-            return torch.nn.functional.cosine_similarity(a, b, dim=-1).mean(dim=1)
+            per_token = torch.nn.functional.cosine_similarity(a, b, dim=-1)  # (B, tokens…)
+            return per_token.flatten(1).mean(dim=1) if per_token.dim() > 1 else per_token
         if self.similarity == "eps":
             a, b = outputs.eps("cond")[rows], outputs.eps("uncond")[rows]
         elif self.similarity == "x0":
