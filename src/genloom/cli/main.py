@@ -303,7 +303,10 @@ def sample(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, sha
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=plan.num_images, desc=kw["model"], unit="img", disable=None)
+    from ..engine.devices import process_state
+
+    main_process = process_state().is_main_process  # one bar for the whole set, on the main process
+    bar = tqdm(total=plan.num_images, desc=kw["model"], unit="img", disable=None if main_process else True)
 
     def progress(done: int, total: int) -> None:
         bar.n = min(plan.num_images, done * plan.shard_size)
