@@ -76,6 +76,25 @@ class FFN(nn.Module):
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
 
 
+class RunMemo:
+    """Remembers a function of the class condition for one sampling run: the condition tensor does not change
+    from scale to scale (a new tensor — compacted rows — recomputes), so the AdaLN projections are computed once
+    per run instead of once per scale. Off outside cached sampling (training needs fresh graphs)."""
+
+    def __init__(self) -> None:
+        self.enabled, self.key, self.value = False, None, None
+
+    def __call__(self, fn: Any, cond: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return fn(cond)
+        if self.key is not cond:
+            self.key, self.value = cond, fn(cond)
+        return self.value  # type: ignore[return-value]
+
+    def reset(self, enabled: bool) -> None:
+        self.enabled, self.key, self.value = enabled, None, None
+
+
 class AdaLNBlock(nn.Module):
     """x += γ1·Attn(LN(x)(1+s1)+b1); x += γ2·FFN(LN(x)(1+s2)+b2); parameters from the class condition."""
 
@@ -90,12 +109,16 @@ class AdaLNBlock(nn.Module):
             self.ada_gss = nn.Parameter(torch.zeros(1, 1, 6, c))
         else:
             self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(c, 6 * c))
+        self.memo = RunMemo()
+
+    def modulation(self, cond: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 6, C): γ1, γ2, scale1, scale2, shift1, shift2 from the condition (or the shared table)."""
+        if self.shared:  # cond is the shared (B, 1, 6, C) table
+            return self.ada_gss + cond
+        return self.ada_lin(cond).view(-1, 1, 6, self.dim)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
-        if self.shared:  # cond is the shared (B, 1, 6, C) table
-            g1, g2, s1, s2, b1, b2 = (self.ada_gss + cond).unbind(2)
-        else:
-            g1, g2, s1, s2, b1, b2 = self.ada_lin(cond).view(-1, 1, 6, self.dim).unbind(2)
+        g1, g2, s1, s2, b1, b2 = self.memo(self.modulation, cond).unbind(2)
         kernels, eps = self.kernels or default_dispatcher(), self.ln_wo_grad.eps
         x = x + self.attn(kernels("modulated_layer_norm", x, b1, s1, None, None, eps), attn_bias).mul_(g1)
         return x + self.ffn(kernels("modulated_layer_norm", x, b2, s2, None, None, eps)).mul(g2)
@@ -112,9 +135,10 @@ class AdaLNBeforeHead(nn.Module):
         self.dim, self.kernels = dim, kernels
         self.ln_wo_grad = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+        self.memo = RunMemo()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.ada_lin(cond).view(-1, 1, 2, self.dim).unbind(2)
+        scale, shift = self.memo(lambda c: self.ada_lin(c).view(-1, 1, 2, self.dim), cond).unbind(2)
         kernels = self.kernels or default_dispatcher()
         return kernels("modulated_layer_norm", x, shift, scale, None, None, self.ln_wo_grad.eps)
 
@@ -138,6 +162,7 @@ class VARTransformer(nn.Module):
         self.shared_ada_lin = nn.Sequential(nn.SiLU(), SharedAdaLin(c, 6 * c)) if cfg.shared_aln else nn.Identity()
         self.blocks = nn.ModuleList(AdaLNBlock(cfg, kernels) for _ in range(cfg.depth))
         self.head_nm = AdaLNBeforeHead(c, cfg.norm_eps, kernels)
+        self.gss_memo = RunMemo()
         self.head = nn.Linear(c, cfg.vocab_size)
         lvl = torch.cat([torch.full((pn * pn,), k) for k, pn in enumerate(pns)]).view(1, cur)
         self.register_buffer("lvl_1L", lvl)
@@ -155,14 +180,18 @@ class VARTransformer(nn.Module):
         return self.head(self.head_nm(x.to(dtype), cond).to(dtype)).float()
 
     def run_blocks(self, x: torch.Tensor, cond: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
-        gss = self.shared_ada_lin(cond)
+        gss = self.gss_memo(self.shared_ada_lin, cond)
         for block in self.blocks:
             x = block(x, gss, attn_bias)
         return x
 
     def kv_caching(self, enabled: bool) -> None:
+        """Cached sampling on or off; also (re)starts the per-run memos of the AdaLN projections."""
         for block in self.blocks:
             block.attn.kv_caching(enabled, self.seq_len)
+            block.memo.reset(enabled)
+        self.head_nm.memo.reset(enabled)
+        self.gss_memo.reset(enabled)
 
     def keep_rows(self, index: torch.Tensor) -> None:
         """Compact every layer's KV cache to these rows (a guidance branch stopped needing the others)."""
