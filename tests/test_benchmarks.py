@@ -14,6 +14,8 @@ SMOKE = {
     "diffusion_loop_overhead.py": ["--batch", "2", "--steps", "2", "--repeats", "1", "--threads", "1"],
     "edit_kept_region.py": ["--n", "2"],
     "eval_sanity.py": ["--n", "60", "--subsets", "2"],
+    "guidance_table.py": ["--model", "var-shapes", "--per-class", "1", "--rows", "none", "cfg", "adaptive",
+                          "linear-ag", "--num-reference", "50"],
     "lamamba_scaling.py": ["--sides", "8", "16", "--width", "16", "--repeats", "1", "--scan-length", "64",
                            "--threads", "1"],
     "sample_scaling.py": ["--model", "smoke", "--num", "8", "--processes", "1", "--batch-size", "4"],
