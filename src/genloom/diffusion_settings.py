@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: the noise schedule of the embedded diffusion recipe (32 px shapes or their 8×8 latents): cosine betas and the v
+#: target, NoiseSchedule fields (the released models keep their own: DiMR scaled-linear ε, LaMamba DiT's)
+SHAPES_NOISE = {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}
+
 
 @dataclass
 class DiffusionTrainSettings:

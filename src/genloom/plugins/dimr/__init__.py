@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...diffusion_settings import SHAPES_NOISE  # noqa: F401 - re-exported (the shapes recipe)
 from ...engine.hookspecs import hookimpl
 from ...engine.options import Option
 from ...engine.specs import CommandSpec, ModelSpec, Paradigm
@@ -20,9 +21,6 @@ HUB = "hf://QHL067/DiMR"
 SD_VAE = "hf://stabilityai/sd-vae-ft-ema/diffusion_pytorch_model.safetensors"
 RELEASED = {"dimr-xl-2r": ("DiMR-XL_2R_800epochs.pth", "505M"), "dimr-g-2r": ("DiMR-G_2R_800epochs.pth", "1.06B")}
 OFFICIAL_W = 1.4  # the released config: eps_c + 0.4·(eps_c − eps_u)
-# dimr-shapes works on 32 px pixels, so it is trained with the cosine schedule and the v target (the released
-# models: SD's scaled linear betas on latents, ε)
-SHAPES_NOISE = {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}
 LOAD_OPTIONS = (
     Option("vae", "path", None, "the AutoencoderKL of a latent model (path, hf://… or asset:…)"),
     Option("vae_config", "dict", None, "AutoencoderKL config overrides (default: the file's own, else SD KL-f8)"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...diffusion_settings import SHAPES_NOISE  # noqa: F401 - re-exported (the shapes recipe)
 from ...engine.hookspecs import hookimpl
 from ...engine.options import Option
 from ...engine.specs import CommandSpec, ModelSpec, Paradigm
@@ -17,8 +18,6 @@ from ...engine.specs import CommandSpec, ModelSpec, Paradigm
 GENLOOM_PLUGIN_API = "1.0"
 SD_VAE_MSE = "hf://stabilityai/sd-vae-ft-mse/diffusion_pytorch_model.safetensors"
 OFFICIAL_W = 1.5
-# lamamba-shapes: v on the cosine schedule, fixed variance (the official: DiT's linear betas, ε, learned σ)
-SHAPES_NOISE = {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}
 LOAD_OPTIONS = (
     Option("vae", "path", None, "the AutoencoderKL of the latents (path, hf://… or asset:…; official: "
            "sd-vae-ft-mse)"),

@@ -13,9 +13,8 @@ from pathlib import Path
 import torch
 
 from ...data.constants import NUM_CLASSES
-from ...diffusion_settings import DiffusionTrainSettings
+from ...diffusion_settings import SHAPES_NOISE, DiffusionTrainSettings
 from ...diffusion_training import TrainFamily, train_diffusion
-from . import SHAPES_NOISE
 from .config import LaMambaConfig
 from .model import DIT_SCHEDULE
 from .network import LaMambaNetwork
