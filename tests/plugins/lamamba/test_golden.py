@@ -182,3 +182,15 @@ def test_config_and_json_config_through_the_api(tmp_path):
     with pytest.raises(WeightsMismatch, match="relative_position_bias_table"):
         genloom.load("lamamba", weights=WEIGHTS, config=dict(as_json, window_size=2), vae=vae,
                      vae_config=vae_config)
+
+
+def test_cross_scan_and_merge_are_each_others_adjoint():
+    from genloom.plugins.lamamba.ss2d import _CrossMerge, _CrossScan, snake_orders
+
+    order = snake_orders(6, 6)
+    inverse = torch.argsort(order, dim=1)
+    x = torch.randn(2, 3, 36, dtype=torch.float64, requires_grad=True)
+    ys = torch.randn(2, 4, 3, 36, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: _CrossScan.apply(t, order, inverse), (x,))
+    assert torch.autograd.gradcheck(lambda t: _CrossMerge.apply(t, order, inverse), (ys,))
+    assert torch.equal(_CrossMerge.apply(_CrossScan.apply(x, order, inverse), order, inverse), 4 * x)

@@ -33,6 +33,47 @@ def snake_orders(height: int, width: int) -> torch.Tensor:
     return torch.stack((down, up, right, left))
 
 
+def _scan(flat: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """(B, D, L) raster → (B, K, D, L): each direction's visiting order."""
+    return torch.stack([flat[:, :, o] for o in order], dim=1)
+
+
+def _merge(ys: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """(B, K, D, L) in scan order → (B, D, L) raster, summed over the directions."""
+    merged = ys[:, 0][:, :, inverse[0]]
+    for k in range(1, len(inverse)):
+        merged = merged + ys[:, k][:, :, inverse[k]]
+    return merged
+
+
+class _CrossScan(torch.autograd.Function):
+    """Cross-scan with cross-merge as its exact adjoint (and the reverse): both directions are gathers, so the
+    backward pass never zero-fills and scatters as indexing's default backward does (a third of a training
+    step's copies)."""
+
+    @staticmethod
+    def forward(ctx: object, flat: torch.Tensor, order: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(order, inverse)  # type: ignore[attr-defined]
+        return _scan(flat, order)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        order, inverse = ctx.saved_tensors  # type: ignore[attr-defined]
+        return _merge(grad, inverse), None, None
+
+
+class _CrossMerge(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: object, ys: torch.Tensor, order: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(order, inverse)  # type: ignore[attr-defined]
+        return _merge(ys, inverse)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        order, inverse = ctx.saved_tensors  # type: ignore[attr-defined]
+        return _scan(grad, order), None, None
+
+
 class SS2D(nn.Module):
     """in_proj → (x, z); depthwise conv + SiLU on x; 4-direction cross-scan; per-direction projections to
     (Δ, B, C); one selective scan over the packed directions; cross-merge (sum); LayerNorm; gate by SiLU(z);
@@ -79,9 +120,8 @@ class SS2D(nn.Module):
     def scan_operands(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, d_inner, H, W) after the conv → the selective-scan arguments (float32, as the official code)."""
         b, d, h, w = x.shape
-        order, _ = self.orders(h, w, x.device)
-        flat = x.reshape(b, d, h * w)
-        xs = flat[:, :, order].permute(0, 2, 1, 3)                                            # (B, K, D, L)
+        order, inverse = self.orders(h, w, x.device)
+        xs = _CrossScan.apply(x.reshape(b, d, h * w), order, inverse)                          # (B, K, D, L)
         proj = torch.einsum("bkdl,kcd->bkcl", xs, self.x_proj_weight)
         dts, bs, cs = torch.split(proj, [self.dt_rank, self.d_state, self.d_state], dim=2)
         dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)
@@ -92,12 +132,8 @@ class SS2D(nn.Module):
     def merge(self, ys: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """(B, K·D, L) in scan order → (B, D, L) in raster order, summed over the directions."""
         b = ys.shape[0]
-        _, inverse = self.orders(height, width, ys.device)
-        ys = ys.reshape(b, DIRECTIONS, self.d_inner, height * width)
-        merged = ys[:, 0, :, inverse[0]]
-        for k in range(1, DIRECTIONS):
-            merged = merged + ys[:, k, :, inverse[k]]
-        return merged
+        order, inverse = self.orders(height, width, ys.device)
+        return _CrossMerge.apply(ys.reshape(b, DIRECTIONS, self.d_inner, height * width), order, inverse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, H, W, C) channels-last."""
