@@ -16,6 +16,8 @@ SMOKE = {
     "eval_sanity.py": ["--n", "60", "--subsets", "2"],
     "guidance_table.py": ["--model", "var-shapes", "--per-class", "1", "--rows", "none", "cfg", "adaptive",
                           "linear-ag", "--num-reference", "50"],
+    "kernels.py": ["--repeats", "1", "--var-depth", "1", "--var-batch", "1", "--dimr-batch", "1", "--threads", "1",
+                   "--small"],
     "lamamba_scaling.py": ["--sides", "8", "16", "--width", "16", "--repeats", "1", "--scan-length", "64",
                            "--threads", "1"],
     "sample_scaling.py": ["--model", "smoke", "--num", "8", "--processes", "1", "--batch-size", "4"],
