@@ -295,7 +295,7 @@ def sample(extra_labels: tuple[str, ...], labels: tuple[str, ...], out: str, sha
                           kw["device"], kw["dtype"])
     request = dict(guidance=kw["guidance"], guidance_scale=kw["scale"], sampler=kw["sampler"], steps=kw["steps"],
                    batch_size=kw["batch_size"], batch_invariant=kw["batch_invariant"], **option_values)
-    pipe.check(labels=plan.labels[:1] if plan.labels else None, num_images=1, **request)  # refuse before any work
+    pipe.check(labels=plan.labels, num_images=None if plan.labels else plan.num_images, **request)  # before work
 
     def generate(idx: Any, shard_labels: list[int] | None, first_seed: int) -> tuple[Any, Any, dict[str, Any]]:
         result = pipe(labels=shard_labels, num_images=None if shard_labels else len(idx), seed=first_seed, **request)
