@@ -106,6 +106,7 @@ def test_merge_streams_shards_in_order(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (("-m", "smoke", "-n", "0"), "--num-images must be at least 1"),
     (("-m", "nosuch", "-n", "3"), "nosuch"),
+    (("-m", "smoke", "-l", "1", "-l", "bogus", "-n", "4"), "Unknown class name 'bogus'"),
 ])
 def test_bad_input_is_refused_before_any_work(tmp_path, args, message):
     done = run_cli("sample", *args, "--out", str(tmp_path / "x.npz"))
