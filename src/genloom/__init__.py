@@ -41,7 +41,8 @@ from .engine.specs import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .engine.guidance import BranchOutputs, BranchRequest, GuidancePolicy, StepInfo
+    from .engine.guidance import BranchOutputs, BranchRequest, GuidanceContext, GuidancePolicy, StepInfo
+    from .kernels.dispatch import Dispatcher
     from .engine.model import GenerativeModel
     from .engine.pipeline import LoadOptions, Pipeline
     from .engine.progress import CancelToken, ProgressEvent, RunContext
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "BranchOutputs": "genloom.engine.guidance",
     "BranchRequest": "genloom.engine.guidance",
+    "GuidanceContext": "genloom.engine.guidance",
+    "Dispatcher": "genloom.kernels.dispatch",
     "GuidancePolicy": "genloom.engine.guidance",
     "StepInfo": "genloom.engine.guidance",
     "GenerativeModel": "genloom.engine.model",
@@ -90,7 +93,7 @@ def reproduce(manifest: Any, **overrides: Any) -> GenerationResult:
 
 
 __all__ = [
-    "BranchOutputs", "BranchRequest", "GuidancePolicy", "StepInfo",
+    "BranchOutputs", "BranchRequest", "Dispatcher", "GuidanceContext", "GuidancePolicy", "StepInfo",
     "CancelToken", "ClassifierSpec", "CommandSpec", "DeviceError", "Engine", "GenerationCancelled",
     "GenerationResult", "GenerativeModel", "GenloomError", "GuidanceSpec", "InvalidRequest", "KernelSpec",
     "LoadOptions", "ModelNotFound", "ModelSpec", "NotRegistered", "Option", "PLUGIN_API_VERSION", "Paradigm",
