@@ -47,6 +47,7 @@ def stack_spec(specs: list[GuidanceSpec]) -> GuidanceSpec:
 class StackState:
     states: list[Any]
     mapping: dict[tuple[int, str], str] = field(default_factory=dict)  # (policy, its branch) → evaluated branch
+    own_rows: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)  # the rows that policy asked for
     merged: dict[tuple[Any, ...], BranchRequest] = field(default_factory=dict)
 
 
@@ -86,6 +87,7 @@ class Stack:
         """Add policy ``i``'s requests to the step's merged branches, remembering where each of its names went."""
         for r in requests:
             network = r.network if r.network == "main" else f"{i}:{r.network}"
+            state.own_rows[(i, r.name)] = r.rows
             if network == "main" and not r.null and r.labels is None:
                 state.mapping[(i, r.name)] = "cond"  # the conditional rows: always evaluated
                 continue
@@ -101,7 +103,7 @@ class Stack:
             state.mapping[(i, r.name)] = state.merged[key].name
 
     def request(self, info: StepInfo, state: StackState) -> list[BranchRequest]:
-        state.mapping, state.merged = {}, {}
+        state.mapping, state.merged, state.own_rows = {}, {}, {}
         for i, p in enumerate(self.policies):
             self._merge(i, p.request(info, state.states[i]), state)
         return list(state.merged.values())
@@ -114,10 +116,14 @@ class Stack:
         return [r for k, r in state.merged.items() if k not in before]
 
     def _view(self, i: int, outputs: BranchOutputs, state: StackState) -> BranchOutputs:
+        """Policy ``i``'s outputs under its own branch names, each masked to the rows it asked for (a merged
+        branch may hold more rows, evaluated for another policy)."""
         names = {"cond": "cond", **{mine: theirs for (j, mine), theirs in state.mapping.items() if j == i}}
         present = {mine: theirs for mine, theirs in names.items() if theirs in outputs}
-        return BranchOutputs({m: outputs[t] for m, t in present.items()},
-                             {m: outputs.rows(t) for m, t in present.items()}, outputs.x, outputs.info, outputs.labels)
+        rows = {m: outputs.rows(t) if m == "cond" else outputs.rows(t) & state.own_rows[(i, m)].to(outputs.rows(t))
+                for m, t in present.items()}
+        return BranchOutputs({m: outputs[t] for m, t in present.items()}, rows, outputs.x, outputs.info,
+                             outputs.labels)
 
     def combine(self, info: StepInfo, outputs: BranchOutputs, state: StackState) -> torch.Tensor:
         cond = outputs["cond"]
