@@ -70,3 +70,13 @@ def test_convert_pth_to_safetensors(tmp_path):
     assert set(back) == {"w", "b"} and torch.equal(back["w"], sd["w"])
     bad = run_cli("convert", str(tmp_path / "ckpt.pth"), str(tmp_path / "x.safetensors"))
     assert bad.returncode == 2 and "not a flat state dict" in bad.stderr
+
+
+def test_kernels_lists_backends_and_refuses_an_unknown_backend():
+    done = run_cli("kernels")
+    assert done.returncode == 0, done.stderr
+    for kernel in ("selective_scan", "modulated_layer_norm", "vq_nearest"):
+        assert kernel in done.stdout
+    assert "torch-fast" in done.stdout and "GENLOOM_KERNELS=auto" in done.stdout
+    bad = run_cli("kernels", env={"GENLOOM_KERNELS": "cuda"})
+    assert bad.returncode == 2 and "Unknown kernel backend 'cuda'" in bad.stderr
