@@ -4,6 +4,14 @@ builds its options from them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+
+def device_setting() -> Any:
+    """The ``--device`` setting every in-repo trainer shares (declared once)."""
+    return field(default=None, metadata={
+        "help": "cpu, cuda, cuda:N (default: the device accelerate gives this process — a GPU when there is one). "
+                "Random draws stay on the CPU, so a run is the same sequence of batches on any device."})
 
 #: the noise schedule of the embedded diffusion recipe (32 px shapes or their 8×8 latents): cosine betas and the v
 #: target, NoiseSchedule fields (the released models keep their own: DiMR scaled-linear ε, LaMamba DiT's)
@@ -40,8 +48,6 @@ class DiffusionTrainSettings:
     stop_without_gap_at: int = field(default=0, metadata={
         "help": "Stop early if at this step the right label does not lower the x̂0 error by 1 % over a wrong one "
                 "(0: never)."})
-    device: str | None = field(default=None, metadata={
-        "help": "cpu, cuda, cuda:N (default: the device accelerate gives this process — a GPU when there is one). "
-                "Random draws stay on the CPU, so a run is the same sequence of batches on any device."})
+    device: str | None = device_setting()
     max_minutes: float = field(default=100.0, metadata={
         "help": "Stop this leg after this long (writing a resumable state); continue with --resume."})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...diffusion_settings import device_setting
+
 #: shapes-ae: a diffusers AutoencoderKL, 32×32×3 ↔ 8×8×4 (chosen by measurement, see BENCHMARKS.md)
 SHAPES_AE_CONFIG = {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "block_out_channels": [32, 64, 64],
                     "layers_per_block": 1, "norm_num_groups": 16, "sample_size": 32,
@@ -21,5 +23,6 @@ class AutoencoderSettings:
     kl_weight: float = field(default=1e-5, metadata={"help": "Weight of the KL term (per-element means)."})
     checkpoint_every: int = field(default=250, metadata={"help": "Write weights and a resumable state every N "
                                                                  "steps (0: only at the end)."})
+    device: str | None = device_setting()
     max_minutes: float = field(default=100.0, metadata={"help": "Stop this leg after this long (writing a "
                                                                 "resumable state); continue with --resume."})

@@ -17,9 +17,17 @@ from typing import Any
 import torch
 
 from ...data.shapes import load_split
+from ...engine.devices import resolve_device
 from ...engine.weights import save_state_dict
-from ...training import (check_output_folder, check_settings, cosine_warmup, load_training_state, random_batch,
-                         save_training_state, set_learning_rate)
+from ...training import (
+    check_output_folder,
+    check_settings,
+    cosine_warmup,
+    load_training_state,
+    random_batch,
+    save_training_state,
+    set_learning_rate,
+)
 from .settings import SHAPES_AE_CONFIG, AutoencoderSettings
 
 STEM = "shapes_ae"
@@ -37,7 +45,7 @@ def build_autoencoder(config: dict[str, Any] | None = None) -> torch.nn.Module:
 def autoencoder_loss(ae: torch.nn.Module, x: torch.Tensor, kl_weight: float,
                      gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     posterior = ae.encode(x).latent_dist
-    z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+    z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen).to(x.device)
     mse = (ae.decode(z).sample - x).square().mean()
     kl = 0.5 * (posterior.mean.square() + posterior.var - 1.0 - posterior.logvar).mean()
     return mse + kl_weight * kl, mse
@@ -64,16 +72,18 @@ def train_shapes_ae(out_dir: str | Path, settings: AutoencoderSettings | None = 
     s = settings or AutoencoderSettings()
     check_settings(s, positive=("steps", "batch_size", "train_size", "lr", "max_minutes"))
     out = check_output_folder(out_dir, (f"{STEM}.safetensors",), resuming=resume is not None)
+    device = resolve_device(s.device)
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    ae = build_autoencoder().train()
+    ae = build_autoencoder().train().to(device)
     opt = torch.optim.Adam(ae.parameters(), lr=s.lr, betas=(0.9, 0.99))
     start = 0
     if resume:
         start = load_training_state(resume, {"ae": ae}, opt, gen, asdict(s), SAME_CONFIGURATION)
         log(f"resuming at step {start} from {resume}")
     log(f"rendering {s.train_size} training images…")
-    x_train, _ = load_split("train", s.train_size)
+    x_train = load_split("train", s.train_size)[0].to(device)
+    log(f"training shapes-ae on {device}")
     state_path = out / f"{STEM}_state.safetensors"
     t0 = time.perf_counter()
     step = start
