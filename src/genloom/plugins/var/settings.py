@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...diffusion_settings import device_setting
+
 
 @dataclass
 class VARTrainSettings:
@@ -22,3 +24,4 @@ class VARTrainSettings:
     vae: str | None = field(default=None, metadata={"help": "Use this trained VQVAE (skip its training)."})
     init: str | None = field(default=None, metadata={"help": "Continue the transformer from these weights."})
     warmup: int = field(default=200, metadata={"help": "Transformer learning-rate warm-up steps."})
+    device: str | None = device_setting()

@@ -19,9 +19,16 @@ import torch
 import torch.nn.functional as F
 
 from ...data.shapes import load_split
+from ...engine.devices import resolve_device
 from ...engine.weights import read_state_dict, save_state_dict
-from ...training import (check_output_folder, check_settings, checkpoint_if_due, cosine_warmup, random_batch,
-                         set_learning_rate)
+from ...training import (
+    check_output_folder,
+    check_settings,
+    checkpoint_if_due,
+    cosine_warmup,
+    random_batch,
+    set_learning_rate,
+)
 from .config import VARConfig, VQVAEConfig
 from .settings import VARTrainSettings
 from .transformer import VARTransformer
@@ -55,10 +62,12 @@ def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, 
 def train_vqvae(x_train: torch.Tensor, s: TrainSettings, log: Callable[[str], None]) -> VQVAE:
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    vae = VQVAE(SHAPES_VAE)
+    device = x_train.device
+    vae = VQVAE(SHAPES_VAE).to(device)
     with torch.no_grad():  # codebook starts on encoder outputs of real images
         f = vae.encode_latent(x_train[:256]).permute(0, 2, 3, 1).reshape(-1, SHAPES_VAE.z_channels)
-        vae.quantize.embedding.weight.copy_(f[torch.randperm(len(f), generator=gen)[:SHAPES_VAE.vocab_size]])
+        first = torch.randperm(len(f), generator=gen)[:SHAPES_VAE.vocab_size]  # random draws on the CPU
+        vae.quantize.embedding.weight.copy_(f[first.to(device)])
     opt = torch.optim.Adam(vae.parameters(), lr=s.vae_lr, betas=(0.9, 0.95))
     usage = torch.zeros(SHAPES_VAE.vocab_size)
     t0 = time.perf_counter()
@@ -70,14 +79,14 @@ def train_vqvae(x_train: torch.Tensor, s: TrainSettings, log: Callable[[str], No
         loss.backward()
         opt.step()
         for i in indices:
-            usage += torch.bincount(i.flatten(), minlength=SHAPES_VAE.vocab_size).float()
+            usage += torch.bincount(i.flatten().cpu(), minlength=SHAPES_VAE.vocab_size).float()
         if (step + 1) % s.restart_every == 0:
             dead = (usage == 0).nonzero().flatten()
             if len(dead) and step + 1 < s.vae_steps * 0.8:
                 with torch.no_grad():
                     f = vae.encode_latent(x).permute(0, 2, 3, 1).reshape(-1, SHAPES_VAE.z_channels)
                     pick = torch.randint(len(f), (len(dead),), generator=gen)
-                    vae.quantize.embedding.weight[dead] = f[pick] * 0.5
+                    vae.quantize.embedding.weight[dead.to(device)] = f[pick.to(device)] * 0.5
             log(f"vqvae step {step + 1}/{s.vae_steps}: recon mse {mse.item():.4f}, loss {loss.item():.4f}, "
                 f"codes used {(usage > 0).sum().item()}/{SHAPES_VAE.vocab_size}, restarted {len(dead)} "
                 f"({time.perf_counter() - t0:.0f} s)")
@@ -109,11 +118,13 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
                       log: Callable[[str], None], out: Path | None = None) -> VARTransformer:
     torch.manual_seed(s.seed + 1)
     gen = torch.Generator().manual_seed(s.seed + 1)
+    device = x_train.device
     var = VARTransformer(SHAPES_VAR)
     _init_var(var)
     if s.init:
         var.load_state_dict(read_state_dict(s.init), strict=True)
         log(f"transformer starts from {s.init}")
+    var.to(device)
     opt = torch.optim.AdamW(var.parameters(), lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
     t0 = time.perf_counter()
     for step in range(s.var_steps):
@@ -122,8 +133,8 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
         with torch.no_grad():
             indices = vae.img_to_indices(x)
             tf_input = vae.quantize.teacher_forcing_input(indices)
-        labels = y_train[pick].clone()
-        labels[torch.rand(len(labels), generator=gen) < s.cond_drop] = SHAPES_VAR.num_classes
+        labels = y_train[pick.to(device)].clone()
+        labels[(torch.rand(len(labels), generator=gen) < s.cond_drop).to(device)] = SHAPES_VAR.num_classes
         logits = var(labels, tf_input)
         loss = F.cross_entropy(logits.reshape(-1, SHAPES_VAR.vocab_size), torch.cat(indices, 1).reshape(-1))
         opt.zero_grad(set_to_none=True)
@@ -143,13 +154,14 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
     check_settings(s, positive=("train_size", "vae_steps", "var_steps", "batch_size", "vae_lr", "var_lr",
                                 "restart_every"), fractions=("cond_drop",), files=("vae", "init"))
     out = check_output_folder(out_dir, ("var_shapes.safetensors", "var_shapes_vae.safetensors"))
-    log(f"rendering {s.train_size} training images…")
-    x_train, y_train = load_split("train", s.train_size)
+    device = resolve_device(s.device)
+    log(f"rendering {s.train_size} training images… (training on {device})")
+    x_train, y_train = (t.to(device) for t in load_split("train", s.train_size))
     meta = {"model": "var-shapes", **{k: str(v) for k, v in asdict(s).items()}}
     if s.vae:
         vae = VQVAE(SHAPES_VAE)
         vae.load_state_dict(read_state_dict(s.vae), strict=True)
-        vae.eval()
+        vae.to(device).eval()
         log(f"using the VQVAE {s.vae}")
     else:
         vae = train_vqvae(x_train, s, log)
