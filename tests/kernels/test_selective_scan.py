@@ -110,3 +110,16 @@ def test_mismatched_shapes_are_refused(change, match):
     for backend in ("torch", "auto"):
         with pytest.raises(InvalidRequest, match=match):
             default_dispatcher()("selective_scan", backend=backend, **args)
+
+
+@pytest.mark.parametrize("length,chunk", [(1, None), (23, 5), (64, None), (100, 7)])
+def test_reverse_chunked_states_equal_the_flipped_forward_ones(length, chunk):
+    from genloom.kernels.selective_scan import scan_states
+
+    g = torch.Generator().manual_seed(length)
+    a = torch.rand(2, 3, 2, length, generator=g)
+    bu = torch.randn(2, 3, 2, length, generator=g)
+    rev, last = scan_states(a, bu, chunk, reverse=True)
+    ref, ref_last = scan_states(a.flip(-1), bu.flip(-1), chunk)
+    torch.testing.assert_close(rev, ref.flip(-1))
+    torch.testing.assert_close(last, ref_last)

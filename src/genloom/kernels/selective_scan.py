@@ -115,40 +115,45 @@ def chunk_length(length: int) -> int:
     return max(1, math.isqrt(max(length - 1, 0)) + 1)
 
 
-def scan_states(a: torch.Tensor, bu: torch.Tensor, chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def scan_states(a: torch.Tensor, bu: torch.Tensor, chunk: int | None = None,
+                reverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Every state of h_l = a_l·h_{l−1} + bu_l (h_{−1} = 0) for (b, d, n, L) float32 inputs, and the last one,
-    in ~2√L vectorised steps instead of L.
+    in ~2√L vectorised steps instead of L. ``reverse``: the same recurrence run from the end, h_l = a_l·h_{l+1} +
+    bu_l (h_L = 0) — the adjoint scan of the backward pass, without flipping any tensor.
 
     The sequence is cut into chunks of T steps. (1) All chunks are scanned at once from a zero state, T steps in
-    lock-step; (2) the state entering each chunk is carried across the L/T chunks with the chunk's total decay
-    Π a; (3) each step adds the carried state times its within-chunk decay prefix (a cumulative product, so it
-    only ever multiplies numbers in (0, 1] — no division, no overflow, unlike the exp-cumsum trick). Decays above 1
-    (a negative step without softplus, which no Mamba model produces) can overflow where the sequential loop
-    would not; use the reference for those."""
+    lock-step, keeping each step's decay product within its chunk; (2) the state entering each chunk is carried
+    across the L/T chunks with the chunk's total decay Π a; (3) each step adds the carried state times its decay
+    product (only numbers in (0, 1] are multiplied — no division, no overflow, unlike the exp-cumsum trick).
+    Decays above 1 (a negative step without softplus, which no Mamba model produces) can overflow where the
+    sequential loop would not; use the reference for those."""
     b, d, n, length = a.shape
     t = chunk or chunk_length(length)
     nc = -(-length // t)
     pad = nc * t - length
-    if pad:  # a = 1, bu = 0: the padded steps carry the state unchanged
-        a, bu = F.pad(a, (0, pad), value=1.0), F.pad(bu, (0, pad))
+    if pad:  # a = 1, bu = 0: the padded steps carry the state unchanged (after the end, or before the start)
+        where = (pad, 0) if reverse else (0, pad)
+        a, bu = F.pad(a, where, value=1.0), F.pad(bu, where)
     # step-within-chunk first, so every lock-step update reads and writes contiguous memory: (t, b, d, n, nc)
     a = a.reshape(b, d, n, nc, t).permute(4, 0, 1, 2, 3).contiguous()
     bu = bu.reshape(b, d, n, nc, t).permute(4, 0, 1, 2, 3).contiguous()
-    local = torch.empty_like(bu)
-    h = bu.new_zeros(b, d, n, nc)
-    for i in range(t):  # (1)
+    local, decay = torch.empty_like(bu), torch.empty_like(a)
+    h, p = bu.new_zeros(b, d, n, nc), a.new_ones(b, d, n, nc)
+    steps = range(t - 1, -1, -1) if reverse else range(t)
+    for i in steps:  # (1)
         h = torch.addcmul(bu[i], a[i], h)
-        local[i] = h
-    decay = torch.cumprod(a, dim=0)
-    chunk_decay = decay[-1].permute(3, 0, 1, 2).contiguous()                               # (nc, b, d, n)
+        p = p * a[i]
+        local[i], decay[i] = h, p
+    chunk_decay = p.permute(3, 0, 1, 2).contiguous()                                       # (nc, b, d, n)
     chunk_end = h.permute(3, 0, 1, 2).contiguous()
     carried = torch.empty_like(chunk_end)
     state = bu.new_zeros(b, d, n)
-    for c in range(nc):  # (2)
+    for c in (range(nc - 1, -1, -1) if reverse else range(nc)):  # (2)
         carried[c] = state
         state = torch.addcmul(chunk_end[c], chunk_decay[c], state)
     states = torch.addcmul(local, decay, carried.permute(1, 2, 3, 0)[None])                  # (3)
-    return states.permute(1, 2, 3, 4, 0).reshape(b, d, n, nc * t)[..., :length], state
+    states = states.permute(1, 2, 3, 4, 0).reshape(b, d, n, nc * t)
+    return (states[..., pad:] if reverse else states[..., :length]), state
 
 
 def _reduce_like(grad: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -204,7 +209,7 @@ class _ChunkedScan(torch.autograd.Function):
         if dlast is not None:
             cdy[..., -1] += dlast
         a_next = torch.cat([a[..., 1:], torch.ones_like(a[..., :1])], dim=-1)
-        g = scan_states(a_next.flip(-1), cdy.flip(-1), ctx.chunk)[0].flip(-1)                # adjoint of h
+        g = scan_states(a_next, cdy, ctx.chunk, reverse=True)[0]                              # adjoint of h
         h_prev = torch.cat([torch.zeros_like(states[..., :1]), states[..., :-1]], dim=-1)
         ga = g * h_prev * a
         d_a_param = (ga * dt[:, :, None, :]).sum((0, 3))
