@@ -69,16 +69,19 @@ def _bc(m: torch.Tensor, d: int) -> torch.Tensor:
     return m.repeat_interleave(d // g, dim=1) if g != d else m
 
 
+def step_sizes(delta: torch.Tensor, delta_bias: torch.Tensor | None,
+               softplus: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Δ before softplus, Δ) in float32: delta plus its bias, softplus if asked (PyTorch's threshold 20)."""
+    pre = delta.float() if delta_bias is None else delta.float() + delta_bias.float()[:, None]
+    return pre, (F.softplus(pre) if softplus else pre)
+
+
 def prepare(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
             D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
             delta_softplus: bool = False) -> ScanOperands:
     """Checked, float32 operands shared by every implementation."""
     _check(u, delta, A, B, C, D, z, delta_bias)
-    dt = delta.float()
-    if delta_bias is not None:
-        dt = dt + delta_bias.float()[:, None]
-    if delta_softplus:
-        dt = F.softplus(dt)
+    dt = step_sizes(delta, delta_bias, delta_softplus)[1]
     d = u.shape[1]
     return ScanOperands(u.float(), dt, A.float(), _bc(B, d), _bc(C, d), u.dtype)
 
@@ -174,8 +177,7 @@ class _ChunkedScan(torch.autograd.Function):
     def forward(ctx: Any, u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                 D: torch.Tensor | None, z: torch.Tensor | None, delta_bias: torch.Tensor | None,
                 delta_softplus: bool, chunk: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        pre = delta.float() + (delta_bias.float()[:, None] if delta_bias is not None else 0.0)
-        dt = F.softplus(pre) if delta_softplus else pre
+        pre, dt = step_sizes(delta, delta_bias, delta_softplus)
         d = u.shape[1]
         uf, af, bx, cx = u.float(), A.float(), _bc(B, d), _bc(C, d)
         a = torch.exp(dt[:, :, None, :] * af[None, :, :, None])
@@ -185,16 +187,15 @@ class _ChunkedScan(torch.autograd.Function):
         if D is not None:
             y = y + uf * D.float()[:, None]
         out = y * F.silu(z).float() if z is not None else y
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, pre, a, states, y)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, pre, dt, a, states, y)
         ctx.softplus, ctx.chunk = delta_softplus, chunk
         return out.to(u.dtype), last
 
     @staticmethod
     def backward(ctx: Any, dout: torch.Tensor | None, dlast: torch.Tensor | None) -> tuple[Any, ...]:
-        u, delta, A, B, C, D, z, delta_bias, pre, a, states, y = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias, pre, dt, a, states, y = ctx.saved_tensors
         d = u.shape[1]
         uf, af, bx, cx = u.float(), A.float(), _bc(B, d), _bc(C, d)
-        dt = F.softplus(pre) if ctx.softplus else pre
         dy = dout.float() if dout is not None else torch.zeros_like(y)
         dz = None
         if z is not None:

@@ -17,6 +17,7 @@ import torch
 
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, StepInfo
+from .cfg import contrast
 from .declarations import AG_SIMILARITY, finite_scale
 
 
@@ -66,7 +67,7 @@ class AdaptiveGuidance:
         rows = outputs.rows("uncond").cpu()
         s = self.scale - 1.0
         guided = cond.clone()
-        guided[rows] = (1 + s) * cond[rows] - s * outputs["uncond"][rows]
+        guided[rows] = contrast(cond[rows], outputs["uncond"][rows], s)
         if info.stage == "predictor":
             gamma = torch.full((info.batch_size,), math.nan, dtype=torch.float64)
             gamma[rows] = self._cosine(outputs, rows).cpu()

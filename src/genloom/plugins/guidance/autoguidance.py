@@ -12,6 +12,7 @@ import torch
 
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, GuidanceContext, StepInfo
+from .cfg import contrast
 from .declarations import finite_scale
 
 
@@ -62,4 +63,4 @@ class AutoGuidance:
         if "guide" not in outputs:
             return cond
         s = self.scale - 1.0
-        return (1 + s) * cond - s * outputs["guide"]
+        return contrast(cond, outputs["guide"], s)

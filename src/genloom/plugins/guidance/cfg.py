@@ -22,6 +22,13 @@ from ...engine.guidance import BranchOutputs, BranchRequest, StepInfo
 from .declarations import FORMULATIONS, RESCALE_SPACES, SCHEDULES
 
 
+def contrast(cond: torch.Tensor, reference: torch.Tensor, s: float) -> torch.Tensor:
+    """``(1 + s)·cond − s·reference``: CFG's rule in the official VAR operation order (so recorded runs stay bit
+    for bit); every policy that guides away from a reference prediction (AG, LinearAG, autoguidance, GFCG's CFG
+    term) combines through it."""
+    return (1 + s) * cond - s * reference
+
+
 @dataclass(frozen=True)
 class CFG:
     scale: float = 1.0
@@ -119,7 +126,7 @@ class CFG:
         s = self.strength(info)
         if "uncond" not in outputs or s == 0.0:
             return cond
-        guided = (1 + s) * cond - s * outputs["uncond"]
+        guided = contrast(cond, outputs["uncond"], s)
         if self.rescale > 0:
             guided = self._rescaled(guided, outputs)
         return guided

@@ -21,6 +21,7 @@ import torch
 
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, GuidanceContext, StepInfo
+from .cfg import contrast
 from .declarations import GFCG_MODES, GFCG_REFERENCE_MODELS, GFCG_SCALE_RULES
 
 
@@ -127,7 +128,7 @@ class GFCG:
         guided = cond
         if "uncond" in outputs:
             s = self.cfg_scale - 1.0
-            guided = (1 + s) * cond - s * outputs["uncond"]
+            guided = contrast(cond, outputs["uncond"], s)
         if "reference" in outputs and state.applied is not None:
             w = state.applied.to(cond).view(-1, *([1] * (cond.dim() - 1)))
             guided = guided + w * (cond - outputs["reference"])

@@ -22,6 +22,7 @@ import torch
 
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, GuidanceContext, StepInfo
+from .cfg import contrast
 from .declarations import finite_scale
 
 FEATURES = ("cond", "cond_prev", "uncond_prev", "bias")
@@ -157,7 +158,7 @@ class LinearAG:
         if uncond is None or self.scale == 1.0:
             return cond
         s = self.scale - 1.0
-        return (1 + s) * cond - s * uncond
+        return contrast(cond, uncond, s)
 
     def report(self, state: LinearAGState) -> dict[str, Any]:
         return {"policy": "linear-ag", "estimated_steps": state.estimated}
@@ -183,7 +184,7 @@ class _Recorder:
         self.cond[info.step].append(outputs["cond"].cpu())
         self.uncond[info.step].append(outputs["uncond"].cpu())
         s = self.scale - 1.0
-        return (1 + s) * outputs["cond"] - s * outputs["uncond"]
+        return contrast(outputs["cond"], outputs["uncond"], s)
 
 
 def calibrate(pipe: Any, *, sampler: str, steps: int, scale: float, num: int = 200, seed: int = 0, k_full: int = 2,

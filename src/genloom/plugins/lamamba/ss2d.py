@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ...engine.errors import InvalidRequest
+from ...kernels.dispatch import default_dispatcher
 
 DIRECTIONS = 4
 
@@ -137,8 +138,6 @@ class SS2D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, H, W, C) channels-last."""
-        from ...kernels.dispatch import default_dispatcher
-
         b, h, w, _ = x.shape
         if h != w:
             raise InvalidRequest(f"LaMamba's continuous scan runs on square maps; got {h}×{w}.")

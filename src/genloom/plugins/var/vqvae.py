@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...kernels.dispatch import default_dispatcher
 from .config import VQVAEConfig, phi_index_map
 
 
@@ -230,8 +231,6 @@ class MultiScaleQuantizer(nn.Module):
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """Euclidean nearest code per position of (B, C, h, w) → (B, h·w), through the kernel dispatcher (its
         reference: distances as ‖z‖²+‖e‖²−2z·e, the first arg-min — the official computation)."""
-        from ...kernels.dispatch import default_dispatcher
-
         b, c = z.shape[:2]
         z_nc = z.permute(0, 2, 3, 1).reshape(-1, c)
         kernels = self.kernels or default_dispatcher()
