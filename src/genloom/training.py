@@ -85,15 +85,26 @@ def check_output_folder(out_dir: str | Path, finals: tuple[str, ...] = (), resum
     return out
 
 
-def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+Optimizers = torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer]
+
+
+def _named(optimizers: Optimizers) -> dict[str, torch.optim.Optimizer]:
+    """One optimizer is stored as ``optim.*`` (the single-optimizer trainers' layout), several as ``optim.NAME.*``."""
+    if isinstance(optimizers, torch.optim.Optimizer):
+        return {"optim": optimizers}
+    return {f"optim.{name}": opt for name, opt in optimizers.items()}
+
+
+def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizer: Optimizers,
                         gen: torch.Generator, step: int, settings: Mapping[str, Any]) -> Path:
     """Everything a trainer needs to continue bit-identically, as safetensors (no pickle): the modules'
-    tensors, the optimizer's per-parameter state, the data generator's state, the step and the settings."""
+    tensors, the optimizers' per-parameter state, the data generator's state, the step and the settings."""
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
-    for i, state in optimizer.state_dict()["state"].items():
-        tensors.update({f"optim.{i}.{k}": torch.as_tensor(v) for k, v in state.items()})
+    for prefix, opt in _named(optimizer).items():
+        for i, state in opt.state_dict()["state"].items():
+            tensors.update({f"{prefix}.{i}.{k}": torch.as_tensor(v) for k, v in state.items()})
     tensors["rng"] = gen.get_state()
     meta = {"step": str(step), "settings": json.dumps(dict(settings), sort_keys=True), "kind": "genloom-train-state"}
     tmp = path.with_name(path.name + ".partial")
@@ -102,11 +113,9 @@ def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], opti
     return path
 
 
-def load_training_state(path: str | Path, modules: Mapping[str, torch.nn.Module],
-                        optimizer: torch.optim.Optimizer, gen: torch.Generator,
-                        settings: Mapping[str, Any], same: tuple[str, ...]) -> int:
-    """Restore what :func:`save_training_state` wrote and return the step to continue from. ``same`` names the
-    settings that must match (the configuration); others (e.g. the total steps) may change between legs."""
+def check_training_state(path: str | Path, settings: Mapping[str, Any], same: tuple[str, ...]) -> int:
+    """The step a ``--resume`` state continues from, after checking (from its metadata only, before any work)
+    that it is a training state and that the ``same`` settings match."""
     meta = read_metadata(path)
     if meta.get("kind") != "genloom-train-state":
         raise InvalidRequest(f"{str(path)!r} is not a genloom training state; --resume takes the "
@@ -117,17 +126,27 @@ def load_training_state(path: str | Path, modules: Mapping[str, torch.nn.Module]
         shown = ", ".join(f"{k}: {saved.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
         raise InvalidRequest(f"The --resume state {str(path)!r} is from another configuration ({shown}); "
                              f"resume with the same settings or start afresh.")
+    return int(meta["step"])
+
+
+def load_training_state(path: str | Path, modules: Mapping[str, torch.nn.Module], optimizer: Optimizers,
+                        gen: torch.Generator, settings: Mapping[str, Any], same: tuple[str, ...]) -> int:
+    """Restore what :func:`save_training_state` wrote and return the step to continue from. ``same`` names the
+    settings that must match (the configuration); others (e.g. the total steps) may change between legs."""
+    step = check_training_state(path, settings, same)
     tensors = read_state_dict(path)
     for name, module in modules.items():
         prefix = f"{name}."
         module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
-    opt_state = optimizer.state_dict()
-    per_param: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, field = key.split(".", 2)
-            per_param.setdefault(int(index), {})[field] = value
-    opt_state["state"] = per_param
-    optimizer.load_state_dict(opt_state)
+    for prefix, opt in _named(optimizer).items():
+        opt_state = opt.state_dict()
+        per_param: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith(prefix + "."):
+                index, field = key[len(prefix) + 1:].split(".", 1)
+                if index.isdigit():
+                    per_param.setdefault(int(index), {})[field] = value
+        opt_state["state"] = per_param
+        opt.load_state_dict(opt_state)
     gen.set_state(tensors["rng"])
-    return int(meta["step"])
+    return step

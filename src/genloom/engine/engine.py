@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,21 +102,30 @@ class Engine:
         **extra: Any,
     ) -> Pipeline:
         """Build model ``name`` with its weights on a device; the keyword defaults apply to every call."""
-        from .model import GenerativeModel
         from .pipeline import Pipeline
 
-        spec = self.models[name]
-        extra = self._check_load_options(spec, extra)
-        options = self._load_options(spec, weights, device, dtype, config, extra, self.dispatcher)
-        model = self._build(spec, options, "model", GenerativeModel)
-        if options.weights is not None and not model.weights:
-            model.weights.append(options.weights)
-        model.to(device=options.device, dtype=options.dtype)
+        model = self.build_model(name, weights, device, dtype, config, **extra)
         defaults = {"sampler": sampler, "steps": steps, "guidance": guidance, "guidance_scale": guidance_scale}
         loaded_with = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in extra.items()}
         pipe = Pipeline(self, model, {k: v for k, v in defaults.items() if v is not None}, load_options=loaded_with)
         pipe.load_config = config  # guide networks of the same architecture are loaded with it too
         return pipe
+
+    def build_model(self, name: str, weights: str | os.PathLike[str] | None = None, device: Any = None,
+                    dtype: Any = None, config: Any = None, **extra: Any) -> Any:
+        """The :class:`GenerativeModel` of ``load`` without a pipeline (its load options checked first); what a
+        family factory reaches other registered models through (``LoadOptions.load_model``)."""
+        from .model import GenerativeModel
+
+        spec = self.models[name]
+        extra = self._check_load_options(spec, extra)
+        options = self._load_options(spec, weights, device, dtype, config, extra, self.dispatcher)
+        options = replace(options, load_model=self.build_model)
+        model = self._build(spec, options, "model", GenerativeModel)
+        if options.weights is not None and not model.weights:
+            model.weights.append(options.weights)
+        model.to(device=options.device, dtype=options.dtype)
+        return model
 
     def load_classifier(self, name: str, weights: str | os.PathLike[str] | None = None, device: Any = None,
                         dtype: Any = None, **extra: Any) -> Any:

@@ -55,6 +55,9 @@ class LoadOptions:
     config: Any = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     kernels: Any = None  # the engine's kernel Dispatcher (genloom.kernels.dispatch)
+    #: ``load_model(name, weights=, device=, dtype=, config=, **load_options)`` → another registered model's
+    #: ``GenerativeModel``, through the same engine (a family built on another, e.g. an f-distill student)
+    load_model: Any = None
 
 
 class Pipeline:

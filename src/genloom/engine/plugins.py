@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = (
     "genloom.plugins.builtin_samplers",
     "genloom.plugins.classifiers",
     "genloom.plugins.dimr",
+    "genloom.plugins.fdistill",
     "genloom.plugins.guidance",
     "genloom.plugins.kernels",
     "genloom.plugins.lamamba",

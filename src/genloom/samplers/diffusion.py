@@ -77,6 +77,50 @@ class DiffusionModel(Protocol):
         ...
 
 
+class TrainableDiffusionModel(DiffusionModel, Protocol):
+    """What a diffusion family provides to trainers that reuse its network (f-distill): the network ``denoise``
+    calls, the same model around another network of that architecture, the encoder into its space, and
+    intermediate features for a discriminator head."""
+
+    def denoiser(self) -> torch.nn.Module:
+        """The network :meth:`denoise` runs."""
+        ...
+
+    def with_denoiser(self, net: torch.nn.Module) -> TrainableDiffusionModel:
+        """This model (schedule, autoencoder, conditioning) around ``net`` instead of :meth:`denoiser`."""
+        ...
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] → the model's input space (latents, scaled; pixels as they are)."""
+        ...
+
+    def denoise_features(self, x: torch.Tensor, timesteps: torch.Tensor,
+                         labels: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:meth:`denoise`'s prediction and the network's inner feature maps ``(B, C, h, w)`` (its bottleneck)."""
+        ...
+
+
+def alphas_cumprod(schedule: NoiseSchedule) -> torch.Tensor | None:
+    """ᾱ per integer timestep (float64), or None for flow matching (α = 1 − t/T, σ = t/T)."""
+    return None if schedule.prediction_type == "flow" else torch.cumprod(1 - schedule.betas(), dim=0)
+
+
+def alpha_sigma(schedule: NoiseSchedule, timesteps: torch.Tensor,
+                abar: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample α and σ of ``x_t = α·x0 + σ·ε`` at (possibly fractional) diffusers timesteps: ᾱ interpolated
+    linearly between integer steps, as the loop's previews do."""
+    t = timesteps.double().cpu()
+    if schedule.prediction_type == "flow":
+        s = t / schedule.num_train_timesteps
+        return (1 - s).float(), s.float()
+    table = alphas_cumprod(schedule) if abar is None else abar.double().cpu()
+    lo = t.floor().clamp(0, len(table) - 1)
+    hi = (lo + 1).clamp(max=len(table) - 1)
+    frac = (t - lo).clamp(0, 1)
+    a = table[lo.long()] * (1 - frac) + table[hi.long()] * frac
+    return a.sqrt().float(), (1 - a).sqrt().float()
+
+
 @dataclass(frozen=True)
 class SchedulerRecipe:
     cls: str
@@ -146,7 +190,7 @@ class DiffusionSampler:
         b = len(batch)
         noise_sigma = getattr(sched, "init_noise_sigma", 1.0)  # flow matching has none: x_1 is the noise
         x = batch.noise(model.latent_shape, device=model.device, dtype=model.dtype) * noise_sigma
-        alphas_cumprod = None if schedule.prediction_type == "flow" else torch.cumprod(1 - schedule.betas(), dim=0)
+        abar_table = alphas_cumprod(schedule)
         denoiser = GuidedDenoiser(model, batch.labels, model.null_class, batch.policy, b)
         step_kwargs = {"generator": batch.rng.generators} if "generator" in inspect.signature(sched.step).parameters \
             else {}
@@ -155,7 +199,7 @@ class DiffusionSampler:
         for i, t in enumerate(timesteps):
             ctx.check()
             x_in = sched.scale_model_input(x, t) if hasattr(sched, "scale_model_input") else x
-            info = _step_info(i, len(timesteps), b, float(t), schedule, alphas_cumprod, x, sched, self.name)
+            info = _step_info(i, len(timesteps), b, float(t), schedule, abar_table, x, sched, self.name)
             t_rows = torch.full((b,), float(t), device=model.device, dtype=torch.float32)
             full: list[torch.Tensor] = []
 
@@ -177,19 +221,12 @@ class DiffusionSampler:
                             telemetry={"guidance": report} if report else {})
 
 
-def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, alphas_cumprod: torch.Tensor | None,
+def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, abar_table: torch.Tensor | None,
                x: torch.Tensor, sched: Any, sampler: str = "") -> StepInfo:
     """α and σ of the model input at timestep ``t`` (ᾱ interpolated for fractional timesteps)."""
     stage = "predictor" if getattr(sched, "state_in_first_order", True) else "corrector"
-    if alphas_cumprod is None:  # flow matching: x_t = (1 − s)·x0 + s·ε with s = t / T
-        s = t / schedule.num_train_timesteps
-        alpha, sigma = 1.0 - s, s
-    else:
-        lo = min(max(int(math.floor(t)), 0), len(alphas_cumprod) - 1)
-        hi = min(lo + 1, len(alphas_cumprod) - 1)
-        frac = min(max(t - lo, 0.0), 1.0)
-        abar = float(alphas_cumprod[lo] * (1 - frac) + alphas_cumprod[hi] * frac)
-        alpha, sigma = math.sqrt(abar), math.sqrt(1 - abar)
+    a, s = alpha_sigma(schedule, torch.tensor([t], dtype=torch.float64), abar_table)
+    alpha, sigma = float(a[0]), float(s[0])
     full = (lambda v: torch.full((b,), v, device=x.device, dtype=x.dtype))
     return StepInfo(step=i, num_steps=n, batch_size=b,
                     time=(t + schedule.timestep_offset) / schedule.num_train_timesteps,

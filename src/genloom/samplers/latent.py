@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -25,6 +25,8 @@ class LatentDiffusionModel(GenerativeModel):
 
     noise_schedule: NoiseSchedule = NoiseSchedule()
     vae_scale: float = SD_VAE_SCALE
+    #: the key of ``networks`` that :meth:`denoise` runs (the trainable-model protocol)
+    denoiser_key: ClassVar[str] = ""
 
     @property
     def null_class(self) -> int | None:
@@ -35,6 +37,19 @@ class LatentDiffusionModel(GenerativeModel):
             return latents.clamp(-1, 1)
         vae = self.networks["vae"]
         return vae.decode(latents / self.vae_scale).sample.clamp(-1, 1)  # type: ignore[operator]
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] → scaled latents (the posterior mean), or the pixels of a pixel-space model."""
+        if "vae" not in self.networks:
+            return images
+        vae = self.networks["vae"]
+        return vae.encode(images).latent_dist.mean * self.vae_scale  # type: ignore[operator]
+
+    def denoiser(self) -> torch.nn.Module:
+        return self.networks[self.denoiser_key]
+
+    def with_denoiser(self, net: torch.nn.Module) -> LatentDiffusionModel:
+        return replace(self, networks={**self.networks, self.denoiser_key: net})
 
 
 def read_checkpoint(options: Any, config_cls: type, what: str) -> tuple[dict[str, torch.Tensor], Any]:
@@ -51,10 +66,10 @@ def read_checkpoint(options: Any, config_cls: type, what: str) -> tuple[dict[str
 def attach_autoencoder(options: Any, networks: dict[str, Any], files: list[Any], channels: int,
                        family: str) -> tuple[float, int]:
     """Load ``vae=`` (the user's, else the spec's) into ``networks``; → (latent scale, pixels per latent side).
-    A 3-channel network without one is a pixel-space model."""
-    ref = options.extra.get("vae") or options.spec.extra.get("vae")
+    A 3-channel network is a pixel-space model unless the user passes an autoencoder."""
+    ref = options.extra.get("vae") or (options.spec.extra.get("vae") if channels != 3 else None)
     if ref is None:
-        if channels == 3:
+        if channels == 3:  # pixels: the spec's default autoencoder is for its latent models
             return SD_VAE_SCALE, 1
         raise WeightsError(f"This {family} works on {channels}-channel latents; pass vae= (CLI --vae): a diffusers "
                            f"AutoencoderKL checkpoint, e.g. sd-vae-ft-ema or shapes_ae.safetensors.")

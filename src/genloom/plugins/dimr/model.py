@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -24,6 +24,7 @@ class DiMRModel(LatentDiffusionModel):
     """Implements the diffusion-model protocol; ``networks["vae"]`` present means latent space."""
 
     noise_schedule: NoiseSchedule = DIMR_SCHEDULE
+    denoiser_key: ClassVar[str] = "dimr"
 
     @property
     def net(self) -> DiMRNetwork:
@@ -35,10 +36,19 @@ class DiMRModel(LatentDiffusionModel):
         return (c.channels, c.input_size, c.input_size)
 
     def denoise(self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.net(*self._inputs(x, timesteps, labels))[-1]
+
+    def denoise_features(self, x: torch.Tensor, timesteps: torch.Tensor,
+                         labels: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The finest stage's prediction and the coarsest stage's hand-off features ``(B, C, h, w)``."""
+        outputs, coarsest = self.net.forward_features(*self._inputs(x, timesteps, labels))
+        return outputs[-1], [coarsest.permute(0, 3, 1, 2)]
+
+    def _inputs(self, x: torch.Tensor, timesteps: torch.Tensor,
+                labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if labels is None:  # an unconditional DiMR only has the null row
             labels = torch.full((x.shape[0],), self.config.null_label, dtype=torch.long, device=x.device)
-        tau = tau_from_time(timesteps + self.noise_schedule.timestep_offset)
-        return self.net(x, tau.to(x.device), labels)[-1]
+        return x, tau_from_time(timesteps + self.noise_schedule.timestep_offset).to(x.device), labels
 
 
 def load_dimr(sd: Mapping[str, torch.Tensor], config: DiMRConfig | None = None, num_heads: int | None = None,

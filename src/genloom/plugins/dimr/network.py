@@ -227,14 +227,21 @@ class DiMRNetwork(nn.Module):
             [Stage(cfg, config, config.stages[i - 1] if i else None) for i, cfg in enumerate(config.stages)])
 
     def forward(self, x: torch.Tensor, tau: torch.Tensor, labels: torch.Tensor | None) -> list[torch.Tensor]:
+        return self.forward_features(x, tau, labels)[0]
+
+    def forward_features(self, x: torch.Tensor, tau: torch.Tensor,
+                         labels: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The per-stage predictions and the coarsest stage's hand-off features ``(B, h, w, C)``."""
         if tau.dim() == 0:
             tau = tau.expand(x.shape[0])
         tau = tau.to(x.dtype)
-        outputs, handoff = [], None
+        outputs, handoffs = [], []
+        handoff = None
         for stage in self.stages:
             eps, handoff = stage(x, tau, labels, handoff)
             outputs.append(eps)
-        return outputs
+            handoffs.append(handoff)
+        return outputs, handoffs[0]
 
 
 def tau_from_time(n: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -26,6 +26,7 @@ class LaMambaModel(LatentDiffusionModel):
     """The diffusion-model protocol over :class:`LaMambaNetwork`; the network sees DiT's float timesteps."""
 
     noise_schedule: NoiseSchedule = DIT_SCHEDULE
+    denoiser_key: ClassVar[str] = "lamamba"
 
     @property
     def net(self) -> LaMambaNetwork:
@@ -37,9 +38,19 @@ class LaMambaModel(LatentDiffusionModel):
         return (c.in_channels, c.latent_size, c.latent_size)
 
     def denoise(self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.net(*self._inputs(x, timesteps, labels))
+
+    def denoise_features(self, x: torch.Tensor, timesteps: torch.Tensor,
+                         labels: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The prediction and the bottleneck's output map ``(B, C, h, w)``."""
+        out, mid = self.net.forward_features(*self._inputs(x, timesteps, labels))
+        return out, [mid.permute(0, 3, 1, 2)]
+
+    def _inputs(self, x: torch.Tensor, timesteps: torch.Tensor,
+                labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if labels is None:
             labels = torch.full((x.shape[0],), self.config.null_label, dtype=torch.long, device=x.device)
-        return self.net(x, (timesteps + self.noise_schedule.timestep_offset).to(x.device), labels)
+        return x, (timesteps + self.noise_schedule.timestep_offset).to(x.device), labels
 
 
 def load_lamamba(sd: Mapping[str, torch.Tensor], config: LaMambaConfig | None = None, kernels: Any = None,

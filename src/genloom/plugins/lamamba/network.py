@@ -200,6 +200,11 @@ class LaMambaNetwork(nn.Module):
         return self.t_embedder(t) + self.y_embedder(labels)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x, t, labels)[0]
+
+    def forward_features(self, x: torch.Tensor, t: torch.Tensor,
+                         labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output and the bottleneck's output ``(B, h, w, C)`` (a discriminator head's input)."""
         cond = self.condition(t, labels)
         h = self.patch_embed(x) + self.pos_embed
         skips = []
@@ -209,6 +214,7 @@ class LaMambaNetwork(nn.Module):
             if hasattr(stage, "downsample"):
                 h = stage.downsample(h)
         h = h + self.mid_layer.run(h, cond)
+        mid = h
         for stage, skip in zip(self.layers_up, reversed(skips), strict=True):
             if hasattr(stage, "upsample"):
                 h = stage.upsample(h)
@@ -217,7 +223,7 @@ class LaMambaNetwork(nn.Module):
         shift, scale = self.final_adaLN_modulation(self.final_condition_projection(cond)).chunk(2, dim=-1)
         kernels = self.kernels or default_dispatcher()
         h = self.final_linear(kernels("modulated_layer_norm", h, shift, scale, None, None, self.final_norm.eps))
-        return h.permute(0, 3, 1, 2)
+        return h.permute(0, 3, 1, 2), mid
 
     def initialize_weights(self) -> None:
         """The official initialisation: Xavier linears, zero adaLN modulations (every block starts as the

@@ -1,0 +1,41 @@
+"""f-distill (Xu, Nie, Vahdat): one-step students distilled from a registered diffusion teacher by f-divergence
+distribution matching, as a built-in plugin.
+
+``genloom distill --teacher NAME --divergence js`` trains a student (:mod:`.trainer`); ``fdistill`` loads any
+student file (``weights=``), which names its teacher: the student is the teacher's family around the student's
+network, evaluated once at the top noise level. Guidance is distilled in, so a student refuses it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...data.constants import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
+from ...engine.hookspecs import hookimpl
+from ...engine.specs import CommandSpec, ModelSpec, Paradigm
+
+GENLOOM_PLUGIN_API = "1.0"
+
+
+def _build(options: Any) -> Any:
+    from .student import build_student
+
+    return build_student(options)
+
+
+@hookimpl
+def register_models(register) -> None:  # type: ignore[no-untyped-def]
+    register(ModelSpec(
+        name="fdistill", factory=_build, paradigm=Paradigm.ONE_STEP,
+        description="any f-distill student: weights= a file written by `genloom distill` (it names its teacher, "
+                    "divergence and baked-in CFG; classes and size come from the teacher)",
+        num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, class_names=CLASS_NAMES,  # the embedded students'
+        default_sampler="one-step", default_steps=1))
+
+
+@hookimpl
+def register_commands(register) -> None:  # type: ignore[no-untyped-def]
+    from .cli import distill_command
+
+    register(CommandSpec(name="distill", command=distill_command,
+                         description="distil a diffusion model into a one-step f-distill student"))

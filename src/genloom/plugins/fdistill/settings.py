@@ -1,0 +1,58 @@
+"""Settings of `genloom distill` (torch-free: the CLI builds its options from them). Defaults follow FastGen's
+f-distill configs (spec §4.10) where a tiny CPU run allows: JS, student update every 5th iteration, GAN weight
+3e-3, ratio clamp [0.1, 20] in 10 time bins; the learning rate, the batch and the bins' EMA (0.9: a batch of 32
+has ~3 samples per bin) are the shapes recipe's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...diffusion_settings import device_setting
+
+
+@dataclass
+class DistillSettings:
+    teacher: str = field(default="lamamba-shapes", metadata={
+        "help": "Registered diffusion model to distil (`genloom models`)."})
+    teacher_weights: str | None = field(default=None, metadata={
+        "help": "The teacher's weights (default: its registered ones)."})
+    teacher_option: tuple[str, ...] = field(default=(), metadata={
+        "help": "A load option of the teacher, KEY=VALUE (repeatable), e.g. vae=PATH."})
+    divergence: str = field(default="js", metadata={
+        "help": "reverse-kl (rkl), softened-reverse-kl (sf), js, squared-hellinger (sh), forward-kl (fkl), "
+                "jeffreys (jf)."})
+    guidance_scale: float | None = field(default=None, metadata={
+        "help": "The teacher's CFG strength w baked into the student (default: the teacher's own default; 1: none)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the initialisation and of every draw."})
+    steps: int = field(default=2000, metadata={
+        "help": "Iterations in all (legs add up to this); every --student-update-freq-th updates the student."})
+    batch_size: int = field(default=32, metadata={"help": "Global batch per iteration (split over processes)."})
+    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the student."})
+    critic_lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the fake score and the head."})
+    student_update_freq: int = field(default=5, metadata={
+        "help": "One student step per this many iterations (the others train the fake score and the head)."})
+    gan_weight: float = field(default=3e-3, metadata={
+        "help": "λ_G: weight of the student's GAN term (must be > 0: the head supplies the density ratio)."})
+    disc_weight: float = field(default=1.0, metadata={"help": "Weight of the head's loss in the critic step."})
+    t_min: float = field(default=0.02, metadata={"help": "Lowest noise time of the matching loss (fraction of T)."})
+    t_max: float = field(default=0.98, metadata={"help": "Highest noise time of the matching loss (fraction of T)."})
+    ratio_bins: int = field(default=10, metadata={"help": "Time bins of the per-noise-level ratio normalisation."})
+    ratio_ema: float = field(default=0.9, metadata={
+        "help": "EMA of the per-bin ratio means (0: the current batch's, FastGen's default for batches of 512+; "
+                "with a few samples per bin that divides every ratio by itself)."})
+    ema: float = field(default=0.995, metadata={"help": "EMA decay of the saved student (per student step)."})
+    data: str = field(default="shapes", metadata={
+        "help": "Real images for the head: 'shapes' (the embedded training split) or an ADM .npz with labels."})
+    data_size: int = field(default=10_000, metadata={"help": "Real images to encode (first N)."})
+    checkpoint_every: int = field(default=250, metadata={
+        "help": "Write the EMA student and a resumable state every N iterations (0: only at the end)."})
+    device: str | None = device_setting()
+    max_minutes: float = field(default=100.0, metadata={
+        "help": "Stop this leg after this long (writing a resumable state); continue with --resume."})
+
+
+#: settings a resumed run must share with the state it continues (the rest, e.g. --steps, may change)
+SAME_RUN = ("teacher", "teacher_weights_sha256", "divergence", "guidance_scale", "batch_size", "seed",
+            "student_update_freq", "ratio_bins", "t_min", "t_max", "data", "data_size")
+#: the safetensors metadata key of a student file (the teacher, its options, the divergence, w)
+METADATA_KEY = "genloom_fdistill"

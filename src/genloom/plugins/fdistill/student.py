@@ -1,0 +1,75 @@
+"""The f-distill student family: a one-step generator that is the teacher's family around the student network.
+
+A student file is a checkpoint of the teacher's family (the same keys) whose metadata names the teacher, its load
+options and configuration, the divergence and the CFG strength baked in. Loading it builds the teacher's family
+through the engine (``LoadOptions.load_model``) with the student's weights — the teacher's own weights are not
+needed — and sampling is one network evaluation: ``x̂0(σ_T·z, T, c)``, decoded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from ...engine import weights
+from ...engine.errors import WeightsError
+from ...engine.model import GenerativeModel
+from .prediction import one_step
+from .settings import METADATA_KEY
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """What the manifest of every generation records about a student."""
+
+    teacher: str
+    divergence: str
+    guidance_scale: float
+    teacher_weights: str = ""
+    teacher_sha256: str = ""
+    teacher_options: dict[str, Any] | None = None
+    teacher_config: dict[str, Any] | None = None
+    t_top: int = 999
+    iterations: int = 0
+
+
+def read_student_config(path: Any) -> StudentConfig:
+    meta = weights.read_metadata(path)
+    if METADATA_KEY not in meta:
+        raise WeightsError(f"{str(path)!r} is not an f-distill student (no {METADATA_KEY!r} metadata); students are "
+                           f"written by `genloom distill`. A diffusion checkpoint loads with its own family.")
+    info = json.loads(meta[METADATA_KEY])
+    return StudentConfig(**{k: info[k] for k in StudentConfig.__dataclass_fields__ if k in info})
+
+
+@dataclass
+class FDistillStudent(GenerativeModel):
+    """The one-step protocol over the teacher family's model ``inner`` loaded with the student's weights."""
+
+    inner: Any = None
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        return tuple(self.inner.latent_shape)
+
+    def generate(self, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.inner.decode(one_step(self.inner, noise, labels, self.config.t_top))
+
+
+def build_student(options: Any) -> FDistillStudent:
+    """The ``ModelSpec`` factory of ``fdistill`` and of every registered student."""
+    if options.weights is None:
+        raise WeightsError(f"Model {options.name!r} needs weights=: a student file written by `genloom distill`.")
+    c = read_student_config(options.weights.path)
+    if options.load_model is None:
+        raise WeightsError("An f-distill student is loaded through an engine (genloom.load / Engine.load).")
+    inner = options.load_model(c.teacher, weights=options.weights.path, device=options.device, dtype=options.dtype,
+                               config=c.teacher_config, **(c.teacher_options or {}))
+    teacher_spec = inner.spec
+    spec = replace(options.spec, num_classes=teacher_spec.num_classes, class_names=teacher_spec.class_names,
+                   image_size=teacher_spec.image_size, null_class=None)
+    return FDistillStudent(spec=spec, networks=dict(inner.networks), weights=list(inner.weights), config=c,
+                           inner=inner)

@@ -1,0 +1,257 @@
+"""`genloom distill`: the f-distill training loop (spec §4.8) — teacher from the registry, real data for the head,
+alternating student / critic iterations, EMA student, resumable legs, several processes through accelerate.
+
+Every random draw comes from one CPU generator in a fixed order and covers the *global* batch; process k takes its
+slice of it and gradients are averaged over processes, so the run does not depend on the device and a resumed leg
+continues bit-identically on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...engine import weights
+from ...engine.devices import process_state, resolve_device
+from ...engine.errors import InvalidRequest
+from ...engine.options import parse_key_values
+from ...engine.specs import Paradigm
+from ...training import (
+    check_output_folder,
+    check_settings,
+    check_training_state,
+    load_training_state,
+    save_training_state,
+)
+from .divergences import divergence as find_divergence
+from .objective import Distiller, Draws
+from .settings import METADATA_KEY, SAME_RUN, DistillSettings
+
+PROTOCOL = ("denoiser", "with_denoiser", "encode", "denoise_features")
+
+
+@dataclasses.dataclass
+class Teacher:
+    """The loaded teacher and what the student file records about it."""
+
+    model: Any
+    name: str
+    weights_ref: str
+    sha256: str
+    options: dict[str, Any]
+    config: dict[str, Any] | None
+    guidance_scale: float
+
+
+def student_name(teacher: str, divergence: str) -> str:
+    return f"{teacher}-fdistill-{find_divergence(divergence).name}"
+
+
+def load_teacher(engine: Any, s: DistillSettings, device: torch.device) -> Teacher:
+    """The teacher through the engine's registry, checked: a diffusion model whose family implements the trainable
+    protocol, with a null class when CFG is baked in."""
+    spec = engine.models[s.teacher]  # NotRegistered (with close names) for an unknown teacher
+    if spec.paradigm is not Paradigm.DIFFUSION:
+        raise InvalidRequest(f"f-distill distils diffusion models; {s.teacher!r} is a {spec.paradigm.value} model. "
+                             f"Pick a diffusion teacher (`genloom models`), e.g. lamamba-shapes.")
+    options = parse_key_values(s.teacher_option, "--teacher-option")
+    model = engine.build_model(s.teacher, weights=s.teacher_weights, device=device, **options)
+    missing = [m for m in PROTOCOL if not callable(getattr(model, m, None))]
+    if missing:
+        raise InvalidRequest(f"Model {s.teacher!r} (plugin {spec.plugin!r}) does not offer the trainable diffusion "
+                             f"protocol f-distill needs (missing {', '.join(missing)}; see "
+                             f"genloom.samplers.diffusion.TrainableDiffusionModel).")
+    w = s.guidance_scale
+    if w is None:
+        w = spec.default_guidance_scale if spec.default_guidance == "cfg" and spec.default_guidance_scale else 1.0
+    if w != 1.0 and model.null_class is None:
+        raise InvalidRequest(f"--guidance-scale {w} bakes CFG into the student, but teacher {s.teacher!r} has no null "
+                             f"class (it was not trained for CFG); use --guidance-scale 1.")
+    if not w >= 1.0:
+        raise InvalidRequest(f"--guidance-scale must be ≥ 1 (1: no CFG), got {w}.")
+    file = model.weights[0]
+    config = getattr(model, "config", None)
+    return Teacher(model=model, name=s.teacher, weights_ref=s.teacher_weights or spec.default_weights or "",
+                   sha256=file.sha256, options=dict(options),
+                   config=asdict(config) if dataclasses.is_dataclass(config) else None, guidance_scale=float(w))
+
+
+def real_data(teacher: Teacher, s: DistillSettings, log: Callable[[str], None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real images for the head, in the teacher's input space (encoded once), and their labels."""
+    model, spec = teacher.model, teacher.model.spec
+    if s.data == "shapes":
+        from ...data.constants import IMAGE_SIZE, NUM_CLASSES
+        from ...data.shapes import load_split
+
+        if spec.image_size != IMAGE_SIZE or spec.num_classes != NUM_CLASSES:
+            raise InvalidRequest(f"--data shapes is {IMAGE_SIZE}-px images of {NUM_CLASSES} classes; teacher "
+                                 f"{teacher.name!r} makes {spec.image_size}-px images of {spec.num_classes} classes. "
+                                 f"Pass --data an ADM .npz of real images with labels.")
+        log(f"rendering {s.data_size} real images…")
+        images, labels = load_split("train", s.data_size)
+    else:
+        from ...engine.images import uint8_to_signed
+        from ...eval.npz import read_npz
+
+        if not Path(s.data).is_file():
+            raise InvalidRequest(f"--data {s.data!r} is neither 'shapes' nor an existing .npz file.")
+        arr, lab = read_npz(s.data)
+        if lab is None:
+            raise InvalidRequest(f"--data {s.data!r} has no labels (arr_1); the head needs class-labelled images.")
+        if arr.shape[1] != spec.image_size:
+            raise InvalidRequest(f"--data {s.data!r} holds {arr.shape[1]}-px images; teacher {teacher.name!r} makes "
+                                 f"{spec.image_size}-px images.")
+        images = uint8_to_signed(torch.from_numpy(arr[:s.data_size]).permute(0, 3, 1, 2))
+        labels = torch.from_numpy(lab[:s.data_size]).long()
+    log(f"encoding {len(images)} real images with the teacher's autoencoder…")
+    with torch.no_grad():
+        latents = torch.cat([model.encode(images[i:i + 256].to(model.device)).float().cpu()
+                             for i in range(0, len(images), 256)])
+    return latents, labels
+
+
+def draw(gen: torch.Generator, s: DistillSettings, shape: tuple[int, ...], num_classes: int, t_range: tuple[int, int],
+         real_count: int, critic: bool) -> Draws:
+    """One iteration's randomness for the global batch (student noise, labels, times, noise; real rows too)."""
+    b = s.batch_size
+    z = torch.randn((b, *shape), generator=gen)
+    labels = torch.randint(max(num_classes, 1), (b,), generator=gen)  # class-free teachers ignore them
+    t = torch.randint(t_range[0], t_range[1] + 1, (b,), generator=gen)
+    eps = torch.randn((b, *shape), generator=gen)
+    if not critic:
+        return Draws(z, labels, t, eps)
+    rows = torch.randint(real_count, (b,), generator=gen)
+    real_t = torch.randint(t_range[0], t_range[1] + 1, (b,), generator=gen)
+    real_eps = torch.randn((b, *shape), generator=gen)
+    return Draws(z, labels, t, eps, rows, real_t, real_eps)
+
+
+def _rows(d: Draws, rank: int, world: int) -> Draws:
+    n = len(d.z) // world
+    cut = slice(rank * n, (rank + 1) * n)
+    return Draws(*(None if v is None else v[cut] for v in dataclasses.astuple(d)))
+
+
+def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    if world == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
+
+
+def student_metadata(teacher: Teacher, s: DistillSettings, steps: int, t_top: int) -> dict[str, str]:
+    """What a student file says about itself: the loader reads it (teacher, its options and config) and the
+    manifest of every generation shows it."""
+    info = {"teacher": teacher.name, "teacher_weights": teacher.weights_ref, "teacher_sha256": teacher.sha256,
+            "teacher_options": teacher.options, "teacher_config": teacher.config,
+            "divergence": find_divergence(s.divergence).name, "guidance_scale": teacher.guidance_scale,
+            "t_top": t_top, "iterations": steps}
+    return {METADATA_KEY: json.dumps(info, sort_keys=True)}
+
+
+def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
+            log: Callable[[str], None] = print, engine: Any = None) -> Path:
+    """Distil ``s.teacher`` into a one-step student; → the student's ``.safetensors`` (or the resumable state when
+    the leg's time ran out). Every setting, the teacher and a ``resume`` state are checked before training."""
+    from ...engine.engine import default_engine
+
+    check_settings(s, positive=("steps", "batch_size", "lr", "critic_lr", "student_update_freq", "gan_weight",
+                                "ratio_bins", "data_size", "max_minutes"), fractions=("ratio_ema", "ema"))
+    div = find_divergence(s.divergence)
+    if not 0 <= s.t_min < s.t_max <= 1:
+        raise InvalidRequest(f"--t-min/--t-max must satisfy 0 ≤ t-min < t-max ≤ 1, got {s.t_min}, {s.t_max}.")
+    state = process_state()
+    world, rank = state.num_processes, state.process_index
+    if s.batch_size % world:
+        raise InvalidRequest(f"--batch-size {s.batch_size} must split evenly over {world} processes.")
+    engine = engine or default_engine()
+    device = resolve_device(s.device)
+    teacher = load_teacher(engine, s, device)
+    stem = student_name(s.teacher, s.divergence)
+    out = check_output_folder(out_dir, (f"{stem}.safetensors",), resuming=resume is not None)
+    run_settings = {**asdict(s), "teacher_weights_sha256": teacher.sha256, "divergence": div.name,
+                    "guidance_scale": teacher.guidance_scale, "teacher_option": list(s.teacher_option)}
+    if resume:
+        check_training_state(resume, run_settings, SAME_RUN)  # another teacher's or run's state: refused here
+    real, real_labels = real_data(teacher, s, log)
+
+    torch.manual_seed(s.seed)
+    gen = torch.Generator().manual_seed(s.seed)
+    horizon = teacher.model.noise_schedule.num_train_timesteps
+    t_range = (round(s.t_min * (horizon - 1)), round(s.t_max * (horizon - 1)))
+    distiller = Distiller(teacher.model, div, teacher.guidance_scale, t_range, s.ratio_bins, s.ratio_ema,
+                          s.gan_weight, s.disc_weight).to(device)
+    opt_student = torch.optim.AdamW(distiller.student.parameters(), lr=s.lr, betas=(0.9, 0.999), weight_decay=0.01)
+    critic_params = [*distiller.fake.parameters(), *distiller.head.parameters()]
+    opt_critic = torch.optim.AdamW(critic_params, lr=s.critic_lr, betas=(0.9, 0.999), weight_decay=0.01)
+    optimizers = {"student": opt_student, "critic": opt_critic}
+    modules = {"student": distiller.student, "student_ema": distiller.student_ema, "fake": distiller.fake,
+               "head": distiller.head, "ratio": distiller.ratio}
+    state_path = out / f"{stem}_state.safetensors"
+    start = 0
+    if resume:
+        start = load_training_state(resume, modules, optimizers, gen, run_settings, SAME_RUN)
+        log(f"resuming at iteration {start} from {resume}")
+    spec = teacher.model.spec
+    shape = tuple(teacher.model.latent_shape)
+    log(f"distilling {teacher.name} (CFG w {teacher.guidance_scale:g}) with {div.name} on {device}, "
+        f"{world} process(es)")
+    bar = _progress(s.steps, start, state.is_main_process)
+    t0 = time.perf_counter()
+    it = start
+    while it < s.steps:
+        student_turn = it % s.student_update_freq == 0
+        d = _rows(draw(gen, s, shape, spec.num_classes, t_range, len(real), not student_turn), rank, world)
+        d = d.to(device)
+        if student_turn:
+            loss, stats = distiller.student_loss(d)
+            opt, params = opt_student, list(distiller.student.parameters())
+        else:
+            rows = d.real_rows.cpu()  # type: ignore[union-attr]
+            loss, stats = distiller.critic_loss(d, real[rows].to(device), real_labels[rows].to(device))
+            opt, params = opt_critic, critic_params
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        _average_gradients(params, world)
+        opt.step()
+        it += 1
+        if student_turn:
+            n = it // s.student_update_freq
+            distiller.update_ema(min(s.ema, (1 + n) / (10 + n)))
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()}, refresh=False)
+        stop = None
+        if time.perf_counter() - t0 > 60 * s.max_minutes and it < s.steps:
+            stop = f"--max-minutes reached at iteration {it}; continue with --resume {state_path}"
+        due = s.checkpoint_every and it % s.checkpoint_every == 0
+        if (due or stop) and it < s.steps and state.is_main_process:
+            weights.save_state_dict(distiller.student_ema.state_dict(), out / f"{stem}_step{it}.safetensors",
+                                    metadata=student_metadata(teacher, s, it, distiller.t_top))
+            save_training_state(state_path, modules, optimizers, gen, it, run_settings)
+        if stop:
+            bar.close()
+            log(stop)
+            return state_path
+    bar.close()
+    path = out / f"{stem}.safetensors"
+    if state.is_main_process:
+        weights.save_state_dict(distiller.student_ema.state_dict(), path,
+                                metadata=student_metadata(teacher, s, it, distiller.t_top))
+        log(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
+    state.wait_for_everyone()
+    return path
+
+
+def _progress(total: int, start: int, main: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc="f-distill", unit="it", disable=None if main else True)

@@ -1,0 +1,130 @@
+"""`genloom distill` end to end on a tiny random LaMamba teacher: resumable bit-identically, loadable as a one-step
+student that names its teacher, the same student from two processes, and bad input refused before training."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from genloom import Engine
+from genloom.engine.errors import InvalidRequest, NotRegistered, WeightsError
+from genloom.engine.weights import read_metadata
+from genloom.plugins.fdistill.settings import DistillSettings
+from genloom.plugins.fdistill.trainer import distill
+from tests.conftest import run_cli
+from tests.tiny_teacher import TINY, save_real_npz, save_teacher, teacher_plugin
+
+SHAPES_NOISE_JSON = 'noise_schedule={"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}'
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fd")
+    return folder, save_teacher(folder), save_real_npz(folder)
+
+
+def _engine(weights, **kw):
+    return Engine(third_party=False, strict=True, plugins=[("tiny", teacher_plugin(weights, **kw))])
+
+
+def _settings(npz, **kw):
+    base = dict(teacher="tiny-teacher", data=str(npz), data_size=64, steps=6, batch_size=4, student_update_freq=2,
+                checkpoint_every=3)
+    return DistillSettings(**{**base, **kw})
+
+
+def quiet(_):
+    return None
+
+
+def test_resuming_continues_bit_identically_and_the_student_loads_as_a_one_step_model(files, tmp_path):
+    _, weights, npz = files
+    engine = _engine(weights)
+    a = distill(tmp_path / "a", _settings(npz), engine=engine, log=quiet)
+    assert a.name == "tiny-teacher-fdistill-js.safetensors"
+    assert (tmp_path / "a" / "tiny-teacher-fdistill-js_step3.safetensors").exists()
+    state = tmp_path / "a" / "tiny-teacher-fdistill-js_state.safetensors"
+    b = distill(tmp_path / "b", _settings(npz), resume=str(state), engine=engine, log=quiet)
+    sa, sb = load_file(a), load_file(b)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    teacher = load_file(weights)
+    assert sa.keys() == teacher.keys() and any(not torch.equal(sa[k], teacher[k]) for k in sa)  # it learned
+
+    pipe = engine.load("fdistill", weights=a)
+    assert pipe.spec.paradigm.value == "one-step" and pipe.spec.num_classes == 10 and pipe.spec.image_size == 8
+    res = pipe(labels=[0, 1, 2], seed=0, output_type="pt")
+    assert res.images.shape == (3, 3, 8, 8) and res.nfe == [1, 1, 1] and torch.isfinite(res.images).all()
+    again = pipe(labels=[0, 1, 2], seed=0, output_type="pt")
+    assert torch.equal(res.images, again.images)
+    config = res.manifest["config"]
+    assert config["teacher"] == "tiny-teacher" and config["divergence"] == "js" and config["guidance_scale"] == 2.0
+    assert config["teacher_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    with pytest.raises(InvalidRequest, match="one-step generator: guidance is distilled"):
+        pipe(labels=[0], guidance="cfg", guidance_scale=2.0)
+    with pytest.raises(WeightsError, match="not an f-distill student"):
+        engine.load("fdistill", weights=weights)
+
+
+def test_bad_input_is_refused_before_training(files, tmp_path):
+    _, weights, npz = files
+    engine = _engine(weights)
+    cases = [
+        (dict(teacher="smoke"), InvalidRequest, "distils diffusion models; 'smoke' is a one-step model"),
+        (dict(teacher="tiny-techer"), NotRegistered, "tiny-teacher"),
+        (dict(divergence="chi2"), InvalidRequest, "Unknown f-divergence 'chi2'"),
+        (dict(guidance_scale=0.5), InvalidRequest, "guidance-scale must be ≥ 1"),
+        (dict(batch_size=0), InvalidRequest, "--batch-size must be > 0"),
+        (dict(data="shapes"), InvalidRequest, "--data shapes is 32-px images"),
+        (dict(data=str(tmp_path / "none.npz")), InvalidRequest, "neither 'shapes' nor an existing .npz"),
+    ]
+    for change, error, message in cases:
+        with pytest.raises(error, match=message):
+            distill(tmp_path / "out", _settings(npz, **change), engine=engine, log=quiet)
+    free = _engine(save_teacher(tmp_path, config=replace(TINY, num_classes=0, label_table_rows=1)))
+    with pytest.raises(InvalidRequest, match="has no null class"):
+        distill(tmp_path / "out", _settings(npz, guidance_scale=3.0), engine=free, log=quiet)
+    assert not any((tmp_path / "out").glob("*.safetensors"))
+
+    # a resume state of another teacher (other weights) is refused before any data is prepared
+    distill(tmp_path / "first", _settings(npz), engine=engine, log=quiet)
+    other = save_teacher(tmp_path, seed=1)
+    lines = []
+    with pytest.raises(InvalidRequest, match="from another configuration .*teacher_weights_sha256"):
+        distill(tmp_path / "second", _settings(npz), engine=_engine(other), log=lines.append,
+                resume=str(tmp_path / "first" / "tiny-teacher-fdistill-js_state.safetensors"))
+    assert not any("encoding" in line for line in lines)
+    with pytest.raises(InvalidRequest, match="already holds tiny-teacher-fdistill-js.safetensors"):
+        distill(tmp_path / "first", _settings(npz), engine=engine, log=quiet)  # never overwritten silently
+
+
+def test_the_cli_distils_a_generic_family_checkpoint_and_two_processes_agree_with_one(files, tmp_path):
+    _, weights, npz = files
+    args = ["--teacher", "lamamba", "--teacher-weights", str(weights), "--teacher-option", SHAPES_NOISE_JSON,
+            "--guidance-scale", "2", "--divergence", "fkl", "--data", str(npz), "--data-size", "64", "--steps", "4",
+            "--batch-size", "4", "--student-update-freq", "2", "--checkpoint-every", "0"]
+    one = run_cli("distill", *args, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-3000:]
+    student = tmp_path / "one" / "lamamba-fdistill-forward-kl.safetensors"
+    meta = json.loads(read_metadata(student)["genloom_fdistill"])
+    assert meta["teacher"] == "lamamba" and meta["divergence"] == "forward-kl" and meta["guidance_scale"] == 2.0
+    assert meta["teacher_options"] == {"noise_schedule": {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}}
+    launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
+    two = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "genloom", "distill", *args,
+                          "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=900,
+                         cwd=tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 process(es)" in two.stdout + two.stderr
+    sa, sb = load_file(student), load_file(tmp_path / "two" / student.name)
+    assert max(float((sa[k] - sb[k]).abs().max()) for k in sa) < 1e-4  # the same run, split over two processes
+
+    bad = run_cli("distill", "--teacher", "smoke", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "distils diffusion models" in bad.stderr
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
