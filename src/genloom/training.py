@@ -96,9 +96,11 @@ def _named(optimizers: Optimizers) -> dict[str, torch.optim.Optimizer]:
 
 
 def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizer: Optimizers,
-                        gen: torch.Generator, step: int, settings: Mapping[str, Any]) -> Path:
+                        gen: torch.Generator, step: int, settings: Mapping[str, Any],
+                        elapsed: float | None = None) -> Path:
     """Everything a trainer needs to continue bit-identically, as safetensors (no pickle): the modules'
-    tensors, the optimizers' per-parameter state, the data generator's state, the step and the settings."""
+    tensors, the optimizers' per-parameter state, the data generator's state, the step and the settings (and the
+    training seconds spent so far, :func:`elapsed_seconds`)."""
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
@@ -107,6 +109,8 @@ def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], opti
             tensors.update({f"{prefix}.{i}.{k}": torch.as_tensor(v) for k, v in state.items()})
     tensors["rng"] = gen.get_state()
     meta = {"step": str(step), "settings": json.dumps(dict(settings), sort_keys=True), "kind": "genloom-train-state"}
+    if elapsed is not None:
+        meta["elapsed_seconds"] = f"{elapsed:.1f}"
     tmp = path.with_name(path.name + ".partial")
     save_state_dict(tensors, tmp, metadata=meta)
     os.replace(tmp, path)  # a kill mid-write never leaves a truncated state behind
@@ -150,3 +154,8 @@ def load_training_state(path: str | Path, modules: Mapping[str, torch.nn.Module]
         opt.load_state_dict(opt_state)
     gen.set_state(tensors["rng"])
     return step
+
+
+def elapsed_seconds(path: str | Path) -> float:
+    """The training seconds a state records (0 when it records none)."""
+    return float(read_metadata(path).get("elapsed_seconds", 0))

@@ -34,6 +34,7 @@ class StudentConfig:
     teacher_config: dict[str, Any] | None = None
     t_top: int = 999
     iterations: int = 0
+    train_seconds: float = 0.0
 
 
 def read_student_config(path: Any) -> StudentConfig:

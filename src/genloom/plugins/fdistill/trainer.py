@@ -27,6 +27,7 @@ from ...training import (
     check_output_folder,
     check_settings,
     check_training_state,
+    elapsed_seconds,
     load_training_state,
     save_training_state,
 )
@@ -35,6 +36,7 @@ from .objective import Distiller, Draws
 from .settings import METADATA_KEY, SAME_RUN, DistillSettings
 
 PROTOCOL = ("denoiser", "with_denoiser", "encode", "denoise_features")
+LOG_EVERY = 50  # iterations between log lines
 
 
 @dataclasses.dataclass
@@ -148,13 +150,14 @@ def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
             p.grad /= world
 
 
-def student_metadata(teacher: Teacher, s: DistillSettings, steps: int, t_top: int) -> dict[str, str]:
+def student_metadata(teacher: Teacher, s: DistillSettings, steps: int, t_top: int,
+                     seconds: float) -> dict[str, str]:
     """What a student file says about itself: the loader reads it (teacher, its options and config) and the
     manifest of every generation shows it."""
     info = {"teacher": teacher.name, "teacher_weights": teacher.weights_ref, "teacher_sha256": teacher.sha256,
             "teacher_options": teacher.options, "teacher_config": teacher.config,
             "divergence": find_divergence(s.divergence).name, "guidance_scale": teacher.guidance_scale,
-            "t_top": t_top, "iterations": steps}
+            "t_top": t_top, "iterations": steps, "train_seconds": round(seconds, 1)}
     return {METADATA_KEY: json.dumps(info, sort_keys=True)}
 
 
@@ -197,9 +200,10 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     modules = {"student": distiller.student, "student_ema": distiller.student_ema, "fake": distiller.fake,
                "head": distiller.head, "ratio": distiller.ratio}
     state_path = out / f"{stem}_state.safetensors"
-    start = 0
+    start, spent = 0, 0.0
     if resume:
         start = load_training_state(resume, modules, optimizers, gen, run_settings, SAME_RUN)
+        spent = elapsed_seconds(resume)
         log(f"resuming at iteration {start} from {resume}")
     spec = teacher.model.spec
     shape = tuple(teacher.model.latent_shape)
@@ -208,6 +212,7 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     bar = _progress(s.steps, start, state.is_main_process)
     t0 = time.perf_counter()
     it = start
+    latest: dict[str, float] = {}
     while it < s.steps:
         student_turn = it % s.student_update_freq == 0
         d = _rows(draw(gen, s, shape, spec.num_classes, t_range, len(real), not student_turn), rank, world)
@@ -227,16 +232,21 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         if student_turn:
             n = it // s.student_update_freq
             distiller.update_ema(min(s.ema, (1 + n) / (10 + n)))
+        latest.update(stats)  # the last student step's losses and the last critic step's
         bar.update(1)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()}, refresh=False)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in latest.items()}, refresh=False)
+        if it % LOG_EVERY == 0 and state.is_main_process:  # the bar is off when the output is not a terminal
+            seconds = spent + time.perf_counter() - t0
+            log(f"iteration {it}/{s.steps} ({seconds:.0f} s): " + ", ".join(f"{k} {v:.4g}" for k, v in latest.items()))
         stop = None
         if time.perf_counter() - t0 > 60 * s.max_minutes and it < s.steps:
             stop = f"--max-minutes reached at iteration {it}; continue with --resume {state_path}"
         due = s.checkpoint_every and it % s.checkpoint_every == 0
         if (due or stop) and it < s.steps and state.is_main_process:
+            seconds = spent + time.perf_counter() - t0
             weights.save_state_dict(distiller.student_ema.state_dict(), out / f"{stem}_step{it}.safetensors",
-                                    metadata=student_metadata(teacher, s, it, distiller.t_top))
-            save_training_state(state_path, modules, optimizers, gen, it, run_settings)
+                                    metadata=student_metadata(teacher, s, it, distiller.t_top, seconds))
+            save_training_state(state_path, modules, optimizers, gen, it, run_settings, elapsed=seconds)
         if stop:
             bar.close()
             log(stop)
@@ -244,9 +254,10 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     bar.close()
     path = out / f"{stem}.safetensors"
     if state.is_main_process:
+        seconds = spent + time.perf_counter() - t0
         weights.save_state_dict(distiller.student_ema.state_dict(), path,
-                                metadata=student_metadata(teacher, s, it, distiller.t_top))
-        log(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
+                                metadata=student_metadata(teacher, s, it, distiller.t_top, seconds))
+        log(f"wrote {path} ({seconds:.0f} s of training)")
     state.wait_for_everyone()
     return path
 

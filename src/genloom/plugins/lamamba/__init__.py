@@ -4,18 +4,13 @@ No official weights exist; ``lamamba`` loads any official-layout state dict (the
 checkpoint, as safetensors) with its configuration inferred from the shapes, or a
 :class:`genloom.plugins.lamamba.config.LaMambaConfig` passed as ``config=``. Sampling follows DiT: 250 respaced
 DDPM steps with the learned variance, CFG on all four ε channels (w 1.5).
-
-``lamamba-shapes`` is the embedded latent model trained here (`genloom train lamamba`) on ``shapes-ae`` latents:
-v-prediction on the cosine schedule, 25 DDIM steps with CFG w 3 by default; it is the embedded diffusion teacher
-(f-distill students, the guidance benchmarks). Its quality is in BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...data.constants import CLASS_NAMES, NUM_CLASSES
-from ...diffusion_settings import SHAPES_NOISE
+from ...diffusion_settings import SHAPES_NOISE  # noqa: F401 - re-exported (the shapes recipe)
 from ...engine.hookspecs import hookimpl
 from ...engine.options import Option
 from ...engine.specs import CommandSpec, ModelSpec, Paradigm
@@ -23,7 +18,6 @@ from ...engine.specs import CommandSpec, ModelSpec, Paradigm
 GENLOOM_PLUGIN_API = "1.0"
 SD_VAE_MSE = "hf://stabilityai/sd-vae-ft-mse/diffusion_pytorch_model.safetensors"
 OFFICIAL_W = 1.5
-SHAPES_W = 3.0  # the embedded model's CFG strength (measured best of 1, 3, 5; BENCHMARKS.md)
 LOAD_OPTIONS = (
     Option("vae", "path", None, "the AutoencoderKL of the latents (path, hf://… or asset:…; official: "
            "sd-vae-ft-mse)"),
@@ -48,14 +42,6 @@ def register_models(register) -> None:  # type: ignore[no-untyped-def]
         num_classes=1000, null_class=1000, image_size=256, default_sampler="ddpm", default_steps=250,
         default_guidance="cfg", default_guidance_scale=OFFICIAL_W, load_options=LOAD_OPTIONS,
         extra={"vae": SD_VAE_MSE}))
-    register(ModelSpec(
-        name="lamamba-shapes", factory=_build, paradigm=Paradigm.DIFFUSION,
-        description="embedded: latent LaMamba-Diff (3.6 M parameters) on shapes-ae, trained here; the embedded "
-                    "diffusion teacher",
-        num_classes=NUM_CLASSES, null_class=NUM_CLASSES, image_size=32, class_names=CLASS_NAMES,
-        default_weights="asset:lamamba_shapes.safetensors", default_sampler="ddim", default_steps=25,
-        default_guidance="cfg", default_guidance_scale=SHAPES_W, load_options=LOAD_OPTIONS,
-        extra={"vae": "asset:shapes_ae.safetensors", "noise_schedule": SHAPES_NOISE}))
 
 
 @hookimpl

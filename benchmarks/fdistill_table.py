@@ -1,0 +1,86 @@
+"""f-distill students against their teacher: wall time per image, NFE, class accuracy, FD, precision and recall
+(reference classifier, against the shapes test split), and each student's training time, with the issue's bar
+checked per student (≥ 20× faster per image, FD ≤ 2× the teacher's, accuracy within 10 points).
+
+    python benchmarks/fdistill_table.py --students S_JS S_RKL S_FKL [--per-class 50]
+        [--teacher-sampler ddim --teacher-steps 25]
+    (a student is a `genloom distill` output file or a registered student name; the teacher is the one the first
+    student names — its weights and load options — sampled with its default sampler and steps unless given, and
+    the CFG strength the students distilled; every model makes the same labels with the same seeds)
+    smoke mode (CI): --students checkpoints/lamamba_shapes_fdistill_js.safetensors --teacher-steps 2 --per-class 1
+        --num-reference 50 --batch-size 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import genloom
+from genloom.data import load_split
+from genloom.eval import evaluate
+
+
+def measure(pipe, labels: list[int], seed: int, batch: int, num_reference: int) -> dict:  # noqa: ANN001
+    """Images (timed after a warm-up batch) and their scores."""
+    pipe(labels=labels[:batch], seed=seed + 10_000, output_type="pt", batch_size=batch)  # warm-up: lazy imports
+    t0 = time.perf_counter()
+    res = pipe(labels=labels, seed=seed, output_type="pt", batch_size=batch)
+    seconds = (time.perf_counter() - t0) / len(labels)
+    report = evaluate(res.images * 2 - 1, labels, num_reference=num_reference, subsets=5 if len(labels) >= 50 else 1)
+    return {"s_per_image": seconds, "nfe": sum(res.nfe) / len(labels), "report": report}
+
+
+def load_student(student: str):  # noqa: ANN201
+    if student in genloom.default_engine().models:
+        return genloom.load(student)
+    return genloom.load("fdistill", weights=student)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--students", nargs="+", required=True)
+    parser.add_argument("--teacher-sampler", default=None)
+    parser.add_argument("--teacher-steps", type=int, default=None)
+    parser.add_argument("--per-class", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-reference", type=int, default=5000)
+    args = parser.parse_args()
+    labels = [i % 10 for i in range(10 * args.per_class)]
+    load_split("test", min(args.num_reference, 5000))  # render the reference once, outside the timings
+    students = [load_student(s) for s in args.students]
+    c = students[0].model.config
+    teacher = genloom.load(c.teacher, weights=c.teacher_weights or None, config=c.teacher_config,
+                           sampler=args.teacher_sampler, steps=args.teacher_steps, guidance="cfg",
+                           guidance_scale=c.guidance_scale, **(c.teacher_options or {}))
+    spec = teacher.spec
+    sampler = args.teacher_sampler or spec.default_sampler
+    steps = args.teacher_steps or spec.default_steps
+    rows = [(f"teacher {c.teacher}", f"{sampler} {steps} steps, CFG w {c.guidance_scale:g}", "-",
+             measure(teacher, labels, args.seed, args.batch_size, args.num_reference))]
+    for pipe in students:
+        s = pipe.model.config
+        trained = f"{s.iterations} it, {s.train_seconds / 60:.0f} min"
+        rows.append((f"student {s.divergence}", f"one step (CFG w {s.guidance_scale:g} distilled)", trained,
+                     measure(pipe, labels, args.seed, args.batch_size, args.num_reference)))
+    base = rows[0][3]
+    print(f"{len(labels)} samples per model (seed {args.seed}+, labels i % 10), {args.num_reference} test images as "
+          f"reference, batch {args.batch_size}")
+    print("| model | sampling | training | NFE | s/image | speed-up | accuracy | FD | precision | recall | bar |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name, sampling, trained, m in rows:
+        r = m["report"]
+        speed = base["s_per_image"] / m["s_per_image"]
+        if m is base:
+            verdict = "-"
+        else:
+            checks = [speed >= 20, r.fd <= 2 * base["report"].fd, r.accuracy >= base["report"].accuracy - 0.10]
+            verdict = "pass" if all(checks) else "miss (" + ", ".join(
+                what for ok, what in zip(checks, ("speed", "FD", "accuracy"), strict=True) if not ok) + ")"
+        print(f"| {name} | {sampling} | {trained} | {m['nfe']:.0f} | {m['s_per_image']:.4f} | {speed:.1f}× | "
+              f"{r.accuracy:.3f} | {r.fd:.3f} | {r.precision:.3f} | {r.recall:.3f} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
