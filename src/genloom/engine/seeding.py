@@ -4,6 +4,11 @@ By default every image owns a CPU ``torch.Generator`` seeded with its own seed, 
 the CPU then moved: an image depends only on its seed, not on batch size, its position in the batch, or the
 device count. ``mode="batch"`` draws a whole batch from one generator, in the order official research code
 does (used to reproduce recorded official runs; then the batch split matters).
+
+Samplers that draw on the device (the next-scale sampler's ``draws="device"``) use a second set of per-image
+streams, generators *on that device* seeded from a mix of the image's seed (:func:`device_seed`): an image still
+depends only on its seed, the draws never leave the device, and the numbers differ from the CPU streams' (CUDA
+generators are Philox, CPU ones Mersenne Twister), so device-drawn images reproduce on the same device type only.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from .errors import InvalidRequest
 
 MAX_SEED = 2**63 - 1
 RNG_MODES = ("image", "batch")
+
+
+def device_seed(seed: int) -> int:
+    """The seed of an image's device stream: a fixed odd-multiplier mix of its seed (independent of the host
+    stream, which starts from the seed itself)."""
+    return (seed * 6364136223846793005 + 1442695040888963407) % (MAX_SEED + 1)
 
 
 def seeds_for(seed: int | Sequence[int] | None, count: int) -> list[int]:
@@ -56,6 +67,28 @@ class ImageRNG:
 
     def __len__(self) -> int:
         return len(self.seeds)
+
+    def _device_generators(self, device: torch.device) -> list[torch.Generator]:
+        cache = self.__dict__.setdefault("_on_device", {})
+        key = str(device)
+        if key not in cache:
+            seeds = self.seeds if self.mode == "image" else self.seeds[:1]
+            cache[key] = [torch.Generator(device).manual_seed(device_seed(s)) for s in seeds]
+        return cache[key]
+
+    def device_uniform(self, shape: Sequence[int], device: torch.device) -> torch.Tensor:
+        """U[0, 1) numbers ``(B, *shape)`` drawn on ``device`` from the per-image device streams."""
+        gens = self._device_generators(torch.device(device))
+        if self.mode == "batch":
+            return torch.rand((len(self.seeds), *shape), generator=gens[0], device=device)
+        return torch.stack([torch.rand(tuple(shape), generator=g, device=device) for g in gens])
+
+    def device_exponential(self, shape: Sequence[int], device: torch.device) -> torch.Tensor:
+        """Exp(1) numbers ``(B, *shape)`` drawn on ``device`` from the per-image device streams."""
+        gens = self._device_generators(torch.device(device))
+        if self.mode == "batch":
+            return torch.empty((len(self.seeds), *shape), device=device).exponential_(generator=gens[0])
+        return torch.stack([torch.empty(tuple(shape), device=device).exponential_(generator=g) for g in gens])
 
     def randn(self, shape: Sequence[int], device: torch.device | str = "cpu",
               dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -97,4 +130,6 @@ class ImageRNG:
         view.mode = self.mode
         view.seeds = [self.seeds[i] for i in rows]
         view.generators = [self.generators[i] for i in rows]
+        view.__dict__["_on_device"] = {k: [gens[i] for i in rows]
+                                       for k, gens in self.__dict__.get("_on_device", {}).items()}
         return view

@@ -105,6 +105,27 @@ def filter_logits_(logits: torch.Tensor, top_k: int, top_p: float | None) -> tor
     return logits
 
 
+DRAWS = ("auto", "host", "device")
+
+
+def draws_on_device(draws: str, device: torch.device) -> bool:
+    """``auto``: on the device when it is not the CPU (the host path is the official code's, bit for bit)."""
+    if draws not in DRAWS:
+        raise InvalidRequest(f"draws must be one of {DRAWS}, got {draws!r}.")
+    return draws == "device" or (draws == "auto" and device.type != "cpu")
+
+
+def inverse_cdf_draw(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """One code per row of ``probs`` ``(B, n, V)`` from uniforms ``(B, n)``, on the tensors' device: the first
+    code whose cumulative probability exceeds ``u·total`` (codes of zero probability are never drawn)."""
+    cdf = probs.float().cumsum(dim=-1)
+    target = uniform.unsqueeze(-1) * cdf[..., -1:]
+    idx = torch.searchsorted(cdf, target, right=True).squeeze(-1)
+    v = probs.shape[-1]
+    last = v - 1 - (probs > 0).flip(-1).int().argmax(dim=-1)  # u·total rounding up to the total: the last code
+    return torch.minimum(idx, last)
+
+
 def sample_next_scale(
     model: NextScaleModel,
     labels: torch.Tensor | None,
@@ -119,6 +140,7 @@ def sample_next_scale(
     edit: EditPlan | None = None,
     kv_cache: bool = True,
     decode: bool = True,
+    draws: str = "host",
 ) -> NextScaleResult:
     """Generate ``len(rng)`` images.
 
@@ -131,7 +153,9 @@ def sample_next_scale(
     ``on_scale(k, K, preview)`` runs after each scale; ``preview()`` decodes the image so far (VAR's coarse
     scales decode to images). ``kv_cache=False`` recomputes every coarser scale at each step (the
     reference the cache is measured against). ``decode=False`` returns the final f̂ (the VQVAE decoder's input)
-    as ``images``.
+    as ``images``. ``draws``: ``host`` moves each scale's probabilities to the CPU and draws there (the official
+    order and numbers), ``device`` draws on the model's device by inverse CDF from per-image device streams (no
+    transfer, no synchronisation; the same distribution, other numbers), ``auto`` picks device off the CPU.
     """
     pns = model.patch_nums
     num_scales = len(pns)
@@ -140,6 +164,7 @@ def sample_next_scale(
     check_sampling_options(model.vocab_size, top_k, top_p)
     b = len(rng)
     device = model.codebook().device
+    on_device = draws_on_device(draws, device)
     if labels is None:
         labels = rng.uniform_labels(model.num_classes)
     labels = labels.to(device)
@@ -175,13 +200,18 @@ def sample_next_scale(
             if keep_guided_logits:
                 kept.append(logits.clone())
             filter_logits_(logits, top_k, top_p)
-            idx = rng.multinomial(logits.softmax(dim=-1).cpu().float()).to(device)
+            if on_device:
+                idx = inverse_cdf_draw(logits.softmax(dim=-1), rng.device_uniform(logits.shape[1:2], device))
+            else:
+                idx = rng.multinomial(logits.softmax(dim=-1).cpu().float()).to(device)
             if edit is not None:
                 keep, source = edit.keep[k].to(device), edit.indices[k].to(device).expand(b, -1)
                 idx = torch.where(keep, source, idx)
             if more_smooth:
                 tau = max(0.27 * (1 - ratio * 0.95), 0.005)
-                gumbel = -rng.exponential(logits.shape[1:]).to(device).log()
+                exp = rng.device_exponential(logits.shape[1:], device) if on_device else \
+                    rng.exponential(logits.shape[1:]).to(device)
+                gumbel = -exp.log()
                 soft = ((logits * (1 + ratio) + gumbel) / tau).softmax(dim=-1)
                 h_tokens = soft @ model.codebook().unsqueeze(0)
                 if edit is not None:
@@ -261,10 +291,12 @@ def _mask(seg: torch.Tensor, b: int) -> torch.Tensor:
 class NextScaleSampler:
     """The engine-facing sampler: guidance from the request's policy, options top_k / top_p / more_smooth."""
 
-    def __init__(self, top_k: int = 0, top_p: float | None = None, more_smooth: bool = False) -> None:
+    def __init__(self, top_k: int = 0, top_p: float | None = None, more_smooth: bool = False,
+                 draws: str = "auto") -> None:
         if top_p is not None and not isinstance(top_p, (int, float)):
             raise InvalidRequest(f"top_p must be a number in (0, 1], got {top_p!r}.")
-        self.top_k, self.top_p, self.more_smooth = top_k, top_p, bool(more_smooth)
+        draws_on_device(draws, torch.device("cpu"))  # a typed error for an unknown mode, before any work
+        self.top_k, self.top_p, self.more_smooth, self.draws = top_k, top_p, bool(more_smooth), draws
 
     def sample(self, model: Any, batch: SampleBatch, ctx: RunContext) -> SampleOutput:
         def on_scale(k: int, num_scales: int, preview: Callable[[], torch.Tensor]) -> None:
@@ -273,6 +305,6 @@ class NextScaleSampler:
         ctx.check()
         out = sample_next_scale(model, batch.labels, batch.rng, guidance=batch.policy, top_k=self.top_k,
                                 top_p=self.top_p, more_smooth=self.more_smooth, on_scale=on_scale,
-                                edit=batch.options.get("edit"), decode=batch.decode)
+                                edit=batch.options.get("edit"), decode=batch.decode, draws=self.draws)
         return SampleOutput(images=out.images, nfe=out.nfe, telemetry={"indices": [i.cpu() for i in out.indices]})
 

@@ -70,6 +70,9 @@ NEXT_SCALE_OPTIONS = (
     Option("top_p", "float", None, "nucleus sampling: keep the codes within this probability mass",
            minimum=0.0, maximum=1.0, above_minimum=True),
     Option("more_smooth", "bool", False, "Gumbel-softmax smoothing of the next-scale input (VAR's more_smooth)"),
+    Option("draws", "str", "auto", "where codes are drawn: host (CPU, the official numbers), device (inverse CDF "
+           "from per-image device streams, no transfer), auto (device off the CPU)",
+           choices=("auto", "host", "device")),
 )
 DPM_SOLVER_FAST_OPTIONS = (
     Option("t_end", "float", 1e-3, "last time of the solver's grid", minimum=0.0, maximum=0.5, above_minimum=True),
