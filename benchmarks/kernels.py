@@ -56,6 +56,8 @@ def main() -> None:
         "modulated_layer_norm": [((32, 680 if not args.small else 16, 1024), lambda s: dict(
             x=r(*s), shift=r(s[0], 1, s[2]), scale=r(s[0], 1, s[2])))],
         "vq_nearest": [((32 * 680 if not args.small else 64, 32), lambda s: dict(z=r(*s), codebook=r(4096, 32)))],
+        "guidance_combine": [((8, 680, 4096) if not args.small else (2, 16, 64), lambda s: dict(  # VAR's logits
+            cond=r(*s), refs=[r(*s)], scales=torch.full((1, s[0]), 1.5, device=dev), rescale=0.7))],
     }
     print("| kernel | size | reference ms | auto runs | auto ms | speed-up | auto GB/s (inputs + output) |")
     print("|---|---|---|---|---|---|---|")
@@ -68,7 +70,8 @@ def main() -> None:
                 t_ref = best(lambda: kernels(kernel, backend="torch", **kw))
                 t_auto = best(lambda: choice.implementation(**kw))
                 out = choice.implementation(**kw)
-                moved = sum(v.numel() * v.element_size() for v in kw.values() if isinstance(v, torch.Tensor))
+                tensors = [t for v in kw.values() for t in (v if isinstance(v, list) else [v])]
+                moved = sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
                 moved += out.numel() * out.element_size() if isinstance(out, torch.Tensor) else 0
                 print(f"| {kernel} | {tuple(shape)} | {t_ref * 1e3:.2f} | {choice.backend} | {t_auto * 1e3:.2f} | "
                       f"{t_ref / t_auto:.2f}× | {moved / t_auto / 1e9:.2f} |")

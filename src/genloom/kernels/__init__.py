@@ -32,6 +32,11 @@ BUILTIN_KERNELS = (
                supports=_lazy("modulated_norm_triton", "unsupported"),
                description="LN(x; weight, bias)·(1 + scale) + shift, per-sample shift/scale (VAR's and LaMamba's "
                            "adaLN)"),
+    KernelSpec(name="guidance_combine", reference=_lazy("guidance_combine", "guidance_combine"),
+               triton=_lazy("guidance_combine_triton", "guidance_combine_triton"),
+               supports=_lazy("guidance_combine_triton", "unsupported"),
+               description="(1 + Σ s_r)·cond − Σ s_r·ref_r with per-sample strengths, optional std rescale "
+                           "(every guidance policy's combination)"),
     KernelSpec(name="vq_nearest", reference=_lazy("vq_nearest", "vq_nearest"),
                triton=_lazy("vq_nearest_triton", "vq_nearest_triton"),
                supports=_lazy("vq_nearest_triton", "unsupported"),

@@ -19,14 +19,16 @@ import torch
 
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, StepInfo
+from ...kernels.dispatch import default_dispatcher
 from .declarations import FORMULATIONS, RESCALE_SPACES, SCHEDULES
 
 
-def contrast(cond: torch.Tensor, reference: torch.Tensor, s: float) -> torch.Tensor:
+def contrast(cond: torch.Tensor, reference: torch.Tensor, s: float, rescale: float = 0.0) -> torch.Tensor:
     """``(1 + s)·cond − s·reference``: CFG's rule in the official VAR operation order (so recorded runs stay bit
-    for bit); every policy that guides away from a reference prediction (AG, LinearAG, autoguidance, GFCG's CFG
-    term) combines through it."""
-    return (1 + s) * cond - s * reference
+    for bit), optionally std-rescaled; every policy that guides away from a reference prediction (AG, LinearAG,
+    autoguidance, GFCG's CFG term) combines through it — the ``guidance_combine`` kernel (fused on CUDA)."""
+    scales = torch.full((1, cond.shape[0]), float(s), dtype=torch.float64)
+    return default_dispatcher()("guidance_combine", cond, [reference], scales, rescale)
 
 
 @dataclass(frozen=True)
@@ -126,19 +128,9 @@ class CFG:
         s = self.strength(info)
         if "uncond" not in outputs or s == 0.0:
             return cond
-        guided = contrast(cond, outputs["uncond"], s)
-        if self.rescale > 0:
-            guided = self._rescaled(guided, outputs)
-        return guided
+        if self.rescale > 0 and self.rescale_space == "x0":  # CFG is affine: combine the x̂0s, rescale there
+            from ...engine.parameterisation import from_x0
 
-    def _rescaled(self, guided: torch.Tensor, outputs: BranchOutputs) -> torch.Tensor:
-        """Lin et al. 2023: match the guided prediction's per-sample std to the conditional one's."""
-        from ...engine.parameterisation import from_x0, to_x0
-
-        cond = outputs["cond"]
-        if self.rescale_space == "x0":
-            cond, guided = outputs.x0("cond"), to_x0(guided, outputs.x, outputs.info)
-        dims = tuple(range(1, guided.dim()))
-        ratio = cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True)
-        out = self.rescale * (guided * ratio) + (1 - self.rescale) * guided
-        return from_x0(out, outputs.x, outputs.info) if self.rescale_space == "x0" else out
+            guided = contrast(outputs.x0("cond"), outputs.x0("uncond"), s, self.rescale)
+            return from_x0(guided, outputs.x, outputs.info)
+        return contrast(cond, outputs["uncond"], s, self.rescale)  # the rescale (if any) fused into the combination
