@@ -50,8 +50,9 @@ def test_resuming_continues_bit_identically_and_the_student_loads_as_a_one_step_
     a = distill(tmp_path / "a", _settings(npz), engine=engine, log=quiet)
     assert a.name == "tiny-teacher-fdistill-js.safetensors"
     assert (tmp_path / "a" / "tiny-teacher-fdistill-js_step3.safetensors").exists()
-    state = tmp_path / "a" / "tiny-teacher-fdistill-js_state.safetensors"
-    b = distill(tmp_path / "b", _settings(npz), resume=str(state), engine=engine, log=quiet)
+    half = distill(tmp_path / "half", _settings(npz, steps=3), engine=engine, log=quiet)  # a finished shorter run
+    state = half.with_name("tiny-teacher-fdistill-js_state.safetensors")
+    b = distill(tmp_path / "b", _settings(npz), resume=str(state), engine=engine, log=quiet)  # continued to 6
     sa, sb = load_file(a), load_file(b)
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     teacher = load_file(weights)

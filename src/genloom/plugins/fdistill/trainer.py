@@ -257,7 +257,8 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         seconds = spent + time.perf_counter() - t0
         weights.save_state_dict(distiller.student_ema.state_dict(), path,
                                 metadata=student_metadata(teacher, s, it, distiller.t_top, seconds))
-        log(f"wrote {path} ({seconds:.0f} s of training)")
+        save_training_state(state_path, modules, optimizers, gen, it, run_settings, elapsed=seconds)  # go on later
+        log(f"wrote {path} ({seconds:.0f} s of training); --resume {state_path} --steps N continues it")
     state.wait_for_everyone()
     return path
 
