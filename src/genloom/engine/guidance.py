@@ -36,6 +36,7 @@ class StepInfo:
     stage: str = "predictor"
     cached: bool = False  # next-scale: a branch dropped once cannot come back (its KV cache is gone)
     sampler: str = ""  # the sampling loop's registered name (a calibrated policy checks it)
+    preview: Any = None  # next-scale: () → the images decoded from the scales so far (a classifier's input)
 
 
 @dataclass(frozen=True)

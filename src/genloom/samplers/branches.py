@@ -121,6 +121,12 @@ class GuidedDenoiser:
             self.nfe += cost
         return outputs
 
+    def count(self, samples: torch.Tensor, evaluations: int) -> None:
+        """Add network evaluations of the main network for these samples (a next-scale branch's prefill)."""
+        cost = torch.bincount(samples.cpu(), minlength=len(self.nfe)) * evaluations
+        self.nfe += cost
+        self.nfe_by_network["main"] += cost
+
     def report(self) -> dict[str, Any]:
         """What the policy records about the run (``report(state)``), for the result's telemetry."""
         if self.policy is None or not hasattr(self.policy, "report"):

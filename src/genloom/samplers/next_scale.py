@@ -29,6 +29,9 @@ class NextScaleModel(Protocol):
     def keep_rows(self, index: torch.Tensor) -> None:
         """Keep only these rows of every KV cache (a branch stopped needing some samples)."""
         ...
+    def add_rows(self, tokens: torch.Tensor, cond: torch.Tensor) -> None:
+        """Append rows to every KV cache from their tokens over every scale so far (a branch started later)."""
+        ...
     def first_stage(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
     def stage_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
     def prefix_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
@@ -81,6 +84,7 @@ class NextScaleResult:
     guided_logits: list[torch.Tensor] = field(default_factory=list)  # per scale, before top-k/top-p
     labels: torch.Tensor | None = None
     nfe: torch.Tensor | None = None  # transformer rows per image (scales × branches), from the guided denoiser
+    guidance: dict[str, Any] = field(default_factory=dict)  # what the policy reports about the run
 
 
 def check_sampling_options(vocab_size: int, top_k: int, top_p: float | None) -> None:
@@ -145,8 +149,10 @@ def sample_next_scale(
     """Generate ``len(rng)`` images.
 
     ``guidance`` is a branch-protocol policy (official VAR: CFG with the linear ramp, ``(1+t_k)·ℓ_c − t_k·ℓ_u``);
-    its branches start at the first scale, where their KV caches are filled; later scales may drop rows (the
-    stacked rows and every KV cache are compacted), never add them.
+    its branches usually start at the first scale, where their KV caches are filled; later scales may drop rows
+    (the stacked rows and every KV cache are compacted) or start a new branch (its rows are prefilled over the
+    earlier scales: one block-causal forward, counted as one NFE per earlier scale), but not bring a dropped row
+    back.
     ``None`` runs the conditional rows only.
     ``labels=None`` draws labels from ``rng`` first (the official order); a label equal to ``num_classes`` is the
     null class. ``edit``: zero-shot editing, the kept tokens of each scale come from a source image.
@@ -180,17 +186,32 @@ def sample_next_scale(
     f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=cond.dtype)
     indices, kept = [], []
     history: list[torch.Tensor] = []
+    maps: list[torch.Tensor] = []  # the input map of scales 1, 2, … (per sample): new branches' prefill
     model.kv_caching(kv_cache)
     try:
         for k, pn in enumerate(pns):
             ratio = k / (num_scales - 1)
             if k > 0:
-                keep, segments = _shrink(denoiser, branches, segments, k, num_scales, b)
+                info = _info(k, num_scales, b, preview=lambda f=f_hat: model.decode(f))
+                keep, segments, started = _update_branches(denoiser, branches, segments, info, b)
                 if keep is not None:  # rows no branch needs any more stop costing: compact every row state
                     cond, tokens = cond[keep], tokens[keep]
                     history = [h[keep] for h in history]
                     if kv_cache:
                         model.keep_rows(keep)
+                for req in started:  # a branch started now: its rows' KV caches are filled over scales < k
+                    seg = req.rows.to(device).nonzero().flatten()
+                    new_cond, first = model.first_stage(_branch_labels(req, labels, model.num_classes)[seg])
+                    past = [first] + [model.stage_tokens(j, maps[j - 1])[seg] for j in range(1, k)]
+                    if kv_cache:
+                        model.add_rows(torch.cat(past, dim=1), new_cond)
+                    else:
+                        history = [torch.cat((h, t)) for h, t in zip(history, past, strict=True)]
+                    cond = torch.cat((cond, new_cond))
+                    tokens = torch.cat((tokens, model.stage_tokens(k, maps[k - 1])[seg]))
+                    branches.append(req)
+                    segments.append((req.name, seg))
+                    denoiser.count(seg, k)
             if kv_cache:
                 logits = model.stage_logits(tokens, cond)
             else:
@@ -222,6 +243,7 @@ def sample_next_scale(
             f_hat, next_map = model.next_input(k, f_hat, h)
             indices.append(idx)
             if k != num_scales - 1:
+                maps.append(next_map)
                 tokens = model.stage_tokens(k + 1, next_map)[torch.cat([seg for _, seg in segments])]
             if on_scale is not None:
                 on_scale(k + 1, num_scales, lambda f=f_hat: model.decode(f))  # a preview, decoded on demand
@@ -230,12 +252,13 @@ def sample_next_scale(
     images = model.decode(f_hat) if decode else f_hat
     if decode and edit is not None:
         images = edit.blend(images)
-    return NextScaleResult(images=images, indices=indices, guided_logits=kept, labels=labels, nfe=denoiser.nfe)
+    return NextScaleResult(images=images, indices=indices, guided_logits=kept, labels=labels, nfe=denoiser.nfe,
+                           guidance=denoiser.report())
 
 
-def _info(k: int, num_scales: int, b: int) -> StepInfo:
+def _info(k: int, num_scales: int, b: int, preview: Callable[[], torch.Tensor] | None = None) -> StepInfo:
     return StepInfo(step=k, num_steps=num_scales, batch_size=b, time=1 - k / (num_scales - 1),
-                    prediction_type="logits", cached=True)
+                    prediction_type="logits", cached=True, preview=preview)
 
 
 def _cached_branches(denoiser: GuidedDenoiser, b: int, num_scales: int) -> list[BranchRequest]:
@@ -254,17 +277,22 @@ def _branch_labels(req: BranchRequest, labels: torch.Tensor, null_class: int) ->
     return req.labels.to(labels.device) if req.labels is not None else labels
 
 
-def _shrink(denoiser: GuidedDenoiser, branches: list[BranchRequest], segments: list[tuple[str, torch.Tensor]],
-            k: int, num_scales: int, b: int) -> tuple[torch.Tensor | None, list[tuple[str, torch.Tensor]]]:
-    """The policy's branches at scale k: each may keep fewer rows than before, never more (a dropped row's KV
-    cache is gone) nor a new branch. → (stacked rows to keep, or None when nothing changed; new segments)."""
+def _update_branches(denoiser: GuidedDenoiser, branches: list[BranchRequest],
+                     segments: list[tuple[str, torch.Tensor]], info: StepInfo,
+                     b: int) -> tuple[torch.Tensor | None, list[tuple[str, torch.Tensor]], list[BranchRequest]]:
+    """The policy's branches at this scale: an existing one may keep fewer rows than before, never more (a
+    dropped row's KV cache is gone); a new one is returned to be started (prefilled). → (stacked rows to keep, or
+    None when nothing was dropped; the kept segments; the branches to start)."""
     if denoiser.policy is None:
-        return None, segments
-    wanted = {r.name: r.rows for r in denoiser.request(_info(k, num_scales, b))}
-    new = set(wanted) - {r.name for r in branches}
-    if new:
-        raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} adds branch(es) {sorted(new)} at scale {k}; "
-                             f"a next-scale model can only evaluate branches it started at the first scale.")
+        return None, segments, []
+    requests = denoiser.request(info)
+    for r in requests:
+        if r.network != "main":
+            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} evaluates network {r.network!r}; "
+                                 f"next-scale sampling runs the loaded model only.")
+    wanted = {r.name: r.rows for r in requests}
+    known = {r.name for r in branches}
+    started = [r for r in requests if r.name not in known and bool(r.rows.any())]
     keep, out, offset, changed = [], [], 0, False
     for name, seg in segments:
         if name == "cond":
@@ -279,7 +307,7 @@ def _shrink(denoiser: GuidedDenoiser, branches: list[BranchRequest], segments: l
         keep.append(offset + mask.nonzero().flatten())
         offset += len(seg)
         out.append((name, seg[mask]))
-    return (torch.cat(keep) if changed else None), out
+    return (torch.cat(keep) if changed else None), out, started
 
 
 def _mask(seg: torch.Tensor, b: int) -> torch.Tensor:
@@ -306,5 +334,8 @@ class NextScaleSampler:
         out = sample_next_scale(model, batch.labels, batch.rng, guidance=batch.policy, top_k=self.top_k,
                                 top_p=self.top_p, more_smooth=self.more_smooth, on_scale=on_scale,
                                 edit=batch.options.get("edit"), decode=batch.decode, draws=self.draws)
-        return SampleOutput(images=out.images, nfe=out.nfe, telemetry={"indices": [i.cpu() for i in out.indices]})
+        telemetry: dict[str, Any] = {"indices": [i.cpu() for i in out.indices]}
+        if out.guidance:
+            telemetry["guidance"] = out.guidance
+        return SampleOutput(images=out.images, nfe=out.nfe, telemetry=telemetry)
 

@@ -1,9 +1,12 @@
-"""Gradient-free classifier guidance with the reference classifier shapes-cnn on a tiny random DiMR."""
+"""Gradient-free classifier guidance with the reference classifier shapes-cnn on a tiny random DiMR and on var-shapes
+(a next-scale branch started late: prefilled)."""
 
 import pytest
 import torch
 
+import genloom
 from genloom.engine.errors import InvalidRequest
+from genloom.engine.guidance import BranchRequest
 from genloom.plugins.guidance.gfcg import confusion_scale
 
 LABELS = [1, 4, 7]
@@ -60,3 +63,65 @@ def test_a_missing_or_unknown_classifier_is_refused(tiny_pipe):
 def test_bad_options(tiny_pipe, kw, message):
     with pytest.raises(InvalidRequest, match=message):
         _run(tiny_pipe, **kw)
+
+
+# --- next-scale models ------------------------------------------------------------------------------------------
+
+
+class FixedReference:
+    """A protocol policy guiding away from fixed reference labels from scale ``start`` on; its branch starts at
+    ``branch_from`` (0: evaluated, unused, from the first scale; ``start``: prefilled when it starts)."""
+
+    name, space = "fixed-reference", "affine"
+
+    def __init__(self, labels, start, branch_from, weight=2.0):
+        self.labels, self.start, self.branch_from, self.weight = torch.tensor(labels), start, branch_from, weight
+
+    def init_state(self, batch_size):
+        return None
+
+    def request(self, info, state):
+        if info.step < self.branch_from:
+            return []
+        return [BranchRequest("ref", rows=torch.ones(info.batch_size, dtype=torch.bool), labels=self.labels)]
+
+    def combine(self, info, outputs, state):
+        cond = outputs["cond"]
+        return cond + self.weight * (cond - outputs["ref"]) if info.step >= self.start else cond
+
+
+@pytest.fixture(scope="module")
+def var_pipe():
+    return genloom.load("var-shapes")
+
+
+@pytest.mark.parametrize("kv_cache", [True, False])
+def test_a_next_scale_branch_started_late_is_prefilled_to_the_same_logits(var_pipe, kv_cache):
+    from genloom.engine.seeding import ImageRNG
+    from genloom.samplers.next_scale import sample_next_scale
+
+    model, labels = var_pipe.model, torch.tensor([0, 3, 5])
+    runs = [sample_next_scale(model, labels, ImageRNG([7, 8, 9]), guidance=FixedReference([4, 4, 1], 3, start),
+                              keep_guided_logits=True, kv_cache=kv_cache) for start in (0, 3)]
+    early, late = runs
+    assert early.nfe.tolist() == late.nfe.tolist() == [12, 12, 12]  # the prefill counts one NFE per earlier scale
+    for a, b, ia, ib in zip(early.guided_logits, late.guided_logits, early.indices, late.indices, strict=True):
+        torch.testing.assert_close(a, b, atol=2e-4, rtol=0)
+        assert torch.equal(ia, ib)
+
+
+def test_gfcg_on_var_picks_a_reference_from_the_preview_once_and_records_it(var_pipe):
+    kw = dict(labels=[0, 3, 5, 8], seed=4, output_type="pt")
+    res = var_pipe(guidance="gfcg", guidance_scale=3.0, choose_scale=2, **kw)
+    assert res.nfe == [12] * 4  # 6 conditional rows + the reference branch (2 prefilled + 4 scales)
+    (report,) = res.telemetry["guidance"]
+    (chosen,) = report["steps"]
+    assert chosen["step"] == 2 and all(r != c for r, c in zip(chosen["reference"], kw["labels"], strict=True))
+    assert all(0 <= w <= 3.0 for w in chosen["scale"])
+    off = var_pipe(guidance="gfcg", guidance_scale=0.0, **kw)
+    plain = var_pipe(guidance="none", **kw)
+    assert off.nfe == [6] * 4 and torch.equal(off.images, plain.images)  # w_max = 0: conditional sampling
+    stacked = var_pipe(guidance="cfg+gfcg", guidance_scale=3.0, **{"gfcg.scale": 2.0}, **kw)
+    assert stacked.nfe == [18] * 4
+    with pytest.raises(InvalidRequest, match="choose_scale must name a scale after the first"):
+        var_pipe(guidance="gfcg", guidance_scale=3.0, choose_scale=6, **kw)

@@ -69,6 +69,9 @@ GFCG_OPTIONS = (
     Option("reference_model", "str", "main", "which network evaluates the reference class: main, or guide (the "
            "weaker model of guide_weights=, autoguidance's)", choices=GFCG_REFERENCE_MODELS),
     Option("guide_weights", "path", None, "the weaker model, for reference_model='guide'"),
+    Option("choose_scale", "int", 2, "next-scale models: the scale whose decoded preview picks each sample's "
+           "reference class and weight, fixed from then on (its rows are prefilled over the earlier scales)",
+           minimum=1),
 )
 
 LINEAR_AG_OPTIONS = (

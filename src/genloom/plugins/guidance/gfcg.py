@@ -9,7 +9,12 @@ the choices named: ``scale_rule`` ratio (default: κ = p_ref/(p_c + p_ref)), one
 reference: two sequential forwards) or lagged (the previous step's choice, one packed forward); a σ window; and
 ``reference_model`` main or guide (the reference evaluated by autoguidance's weaker model, which with
 ``cfg_scale`` 1 is ATG with a reference class at no extra NFE). The chosen reference classes and scales are
-recorded per step in the result's telemetry."""
+recorded per step in the result's telemetry.
+
+On next-scale models (spec §3.6, option (a)) the classifier reads the decoded preview of the scales so far at
+``choose_scale``; each sample's reference class and weight are fixed there, and the reference branch starts at that
+scale — its rows' KV caches are prefilled over the earlier scales with the reference label (one block-causal
+forward), so the cached keys and values never mix two classes. Before ``choose_scale`` only CFG (if any) acts."""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ class GFCGState:
     reference: torch.Tensor | None = None  # per sample, from the last classification
     weight: torch.Tensor | None = None
     applied: torch.Tensor | None = None  # the scales that go with the reference branch evaluated this step
+    labels: torch.Tensor | None = None  # the conditional labels (seen at the first combine)
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -60,6 +66,7 @@ class GFCG:
     sigma_hi: float = math.inf
     reference_model: str = "main"
     guide: Any = None
+    choose_scale: int = 2
     name: str = "gfcg"
     space: str = "affine"
 
@@ -71,7 +78,7 @@ class GFCG:
     def create(cls, scale: float | None = None, classifier: str = "shapes-cnn", classifier_weights: Any = None,
                scale_rule: str = "ratio", mode: str = "same_step", cfg_scale: float = 1.0, sigma_lo: float = 0.0,
                sigma_hi: float | None = None, reference_model: str = "main", guide_weights: Any = None,
-               context: GuidanceContext | None = None) -> GFCG:
+               choose_scale: int = 2, context: GuidanceContext | None = None) -> GFCG:
         if scale is None or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 0:
             raise InvalidRequest(f"guidance='gfcg' needs guidance_scale = w_max ≥ 0 (the largest classifier-guidance "
                                  f"weight), got {scale!r}.")
@@ -92,6 +99,13 @@ class GFCG:
             raise InvalidRequest(f"Classifier {classifier!r} has {clf.num_classes} classes, model {spec.name!r} "
                                  f"{spec.num_classes}; GFCG needs a classifier over the model's own classes.")
         guide = None
+        if spec.paradigm.value == "next-scale":
+            if reference_model == "guide":
+                raise InvalidRequest("GFCG on next-scale models evaluates the loaded model only; use "
+                                     "reference_model='main'.")
+            if spec.default_steps and not 1 <= choose_scale < spec.default_steps:
+                raise InvalidRequest(f"GFCG choose_scale must name a scale after the first of {spec.name!r}'s "
+                                     f"{spec.default_steps}: 1 … {spec.default_steps - 1}, got {choose_scale}.")
         if reference_model == "guide":
             if guide_weights is None:
                 raise InvalidRequest("GFCG with reference_model='guide' needs guide_weights= (the weaker model).")
@@ -100,17 +114,23 @@ class GFCG:
             guide = AutoGuidance.create(scale=2.0, guide_weights=guide_weights, context=context).guide
         return cls(scale=float(scale), classifier=clf, decode=context.model.decode, scale_rule=scale_rule, mode=mode,
                    cfg_scale=float(cfg_scale), sigma_lo=float(sigma_lo), sigma_hi=float(sigma_hi),
-                   reference_model=reference_model, guide=guide)
+                   reference_model=reference_model, guide=guide, choose_scale=int(choose_scale))
 
     # --- the branch protocol ----------------------------------------------------------------------------------
     def init_state(self, batch_size: int) -> GFCGState:
         return GFCGState()
 
     def request(self, info: StepInfo, state: GFCGState) -> list[BranchRequest]:
-        if info.cached:
-            raise InvalidRequest("GFCG on next-scale models is not built yet; use guidance='cfg' there.")
         every = torch.ones(info.batch_size, dtype=torch.bool)
         requests = [BranchRequest("uncond", rows=every, null=True)] if self.cfg_scale != 1.0 else []
+        if info.cached:  # next-scale: choose once from the preview, keep the branch from then on
+            if info.step == self.choose_scale and self.scale > 0 and info.preview is not None:
+                if state.labels is None:
+                    raise InvalidRequest("GFCG guides class-conditional models; this model has no labels.")
+                self._classify(info.preview(), state.labels, state, info)
+            if state.reference is not None:
+                requests.append(self._reference_branch(state))
+            return requests
         state.applied = None
         if self.mode == "lagged" and state.reference is not None and self._in_window(info):
             requests.append(self._reference_branch(state))
@@ -120,10 +140,12 @@ class GFCG:
         """Same-step mode: classify this step's conditional x̂0, then ask for the reference branch."""
         if not self._in_window(info) or self.scale == 0.0:
             return []
-        self._classify(outputs, state, info)
+        self._classify(self.decode(outputs.x0("cond")), self._targets(outputs), state, info)
         return [self._reference_branch(state)] if self.mode == "same_step" else []
 
     def combine(self, info: StepInfo, outputs: BranchOutputs, state: GFCGState) -> torch.Tensor:
+        if state.labels is None and outputs.labels is not None:
+            state.labels = outputs.labels.cpu()  # next-scale models classify in request(), where labels are not
         cond = outputs["cond"]
         guided = cond
         if "uncond" in outputs:
@@ -144,13 +166,12 @@ class GFCG:
         edm = float((info.sigma / info.alpha).flatten()[0])
         return self.sigma_lo < edm <= self.sigma_hi
 
-    def _classify(self, outputs: BranchOutputs, state: GFCGState, info: StepInfo) -> None:
-        images = self.decode(outputs.x0("cond")).float()
+    def _classify(self, images: torch.Tensor, target: torch.Tensor, state: GFCGState, info: StepInfo) -> None:
+        images = images.float()
         size = self.classifier.image_size
         if size and images.shape[-2:] != (size, size):  # the classifier's own input size
             images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
         probs = self.classifier.logits(images).softmax(dim=1).cpu()
-        target = self._targets(outputs)
         state.reference, state.weight = confusion_scale(probs, target, self.scale_rule, self.scale)
         state.steps.append({"step": info.step, "reference": state.reference.tolist(),
                             "scale": [round(float(w), 6) for w in state.weight]})

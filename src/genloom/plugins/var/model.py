@@ -50,6 +50,9 @@ class VARModel(GenerativeModel):
     def keep_rows(self, index: torch.Tensor) -> None:
         self.var.keep_rows(index)
 
+    def add_rows(self, tokens: torch.Tensor, cond: torch.Tensor) -> None:
+        self.var.add_rows(tokens, cond)
+
     def first_stage(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.var.first_stage(labels)
 

@@ -46,6 +46,23 @@ class SelfAttention(nn.Module):
         if self.cache is not None:
             self.cache = (self.cache[0][index], self.cache[1][index])
 
+    def start_rows(self) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, int]:
+        """Set the cache aside so a forward fills a fresh one for new rows; :meth:`join_rows` puts it back."""
+        kept = (self.cache, self.cache_len)
+        self.cache, self.cache_len = None, 0
+        return kept
+
+    def join_rows(self, kept: tuple[tuple[torch.Tensor, torch.Tensor] | None, int]) -> None:
+        """The set-aside cache with the new rows' cache (same length so far) appended as further rows."""
+        old, length = kept
+        if old is not None and self.cache is not None:
+            if self.cache_len != length:
+                raise RuntimeError(f"new rows cover {self.cache_len} tokens, the cache {length}")
+            self.cache = (torch.cat((old[0], self.cache[0])), torch.cat((old[1], self.cache[1])))
+        elif old is not None:
+            self.cache = old
+        self.cache_len = length
+
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         b, n, c = x.shape
         bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias))
@@ -197,6 +214,17 @@ class VARTransformer(nn.Module):
         """Compact every layer's KV cache to these rows (a guidance branch stopped needing the others)."""
         for block in self.blocks:
             block.attn.keep_rows(index)
+
+    def add_rows(self, tokens: torch.Tensor, cond: torch.Tensor) -> None:
+        """Append rows to every layer's KV cache: the block-causal forward of their tokens over every scale so far
+        (a guidance branch that starts after the first scale)."""
+        kept = [block.attn.start_rows() for block in self.blocks]
+        try:
+            end = tokens.shape[1]
+            self.run_blocks(tokens, cond, self.attn_bias_for_masking[:, :, :end, :end])
+        finally:
+            for block, k in zip(self.blocks, kept, strict=True):
+                block.attn.join_rows(k)
 
     # ------------------------------------------------------------------ teacher forcing
     def forward(self, labels: torch.Tensor, x_wo_first_l: torch.Tensor) -> torch.Tensor:
