@@ -61,9 +61,11 @@ def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
         description="autoguidance: p_guide + w·(p_c − p_guide) with a weaker checkpoint of the same model "
                     "(guide_weights=)"))
     register(GuidanceSpec(
-        name="gfcg", factory=_gfcg, paradigms=frozenset({Paradigm.DIFFUSION, Paradigm.NEXT_SCALE}), options=GFCG_OPTIONS, context=True,
+        name="gfcg", factory=_gfcg, paradigms=frozenset({Paradigm.DIFFUSION, Paradigm.NEXT_SCALE}),
+        options=GFCG_OPTIONS, context=True,
         description="gradient-free classifier guidance: away from the class a classifier finds each sample most "
-                    "confused with, weighted by that confusion; with CFG (cfg_scale=) or a guide model"))
+                    "confused with, weighted by that confusion; with CFG (cfg_scale=) or a guide model; on "
+                    "next-scale models chosen once from the preview at choose_scale"))
     register(GuidanceSpec(
         name="linear-ag", factory=_linear_ag, paradigms=frozenset({Paradigm.DIFFUSION}),
         requires=frozenset({"null_class"}), options=LINEAR_AG_OPTIONS, context=True,
