@@ -49,6 +49,14 @@ def plugin_path(installed_plugins, monkeypatch) -> Path:
         del sys.modules[mod]
 
 
+def launch_cli(*args: str, processes: int = 2, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``genloom ARGS`` on several processes with ``accelerate launch`` (gloo on a CPU)."""
+    launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
+    return subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines",
+                           "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "genloom", *args],
+                          capture_output=True, text=True, timeout=900, cwd=cwd)
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, pythonpath: Path | None = None,
             cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``genloom ARGS`` in a fresh interpreter."""

@@ -1,7 +1,5 @@
 """`genloom sample` at evaluation scale: shards, several processes through accelerate, resumption, bad input."""
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +12,7 @@ from genloom.engine.errors import InvalidRequest
 from genloom.eval.npz import iter_npz, read_npz
 from genloom.sample_run import SamplePlan, merge, prepare, shard_path, work_folder, write_shard
 
-from .conftest import run_cli
+from .conftest import launch_cli, run_cli
 
 SMOKE = ("-m", "smoke", "-n", "20", "--seed", "1", "--batch-size", "4", "--shard-size", "6")
 
@@ -22,11 +20,7 @@ SMOKE = ("-m", "smoke", "-n", "20", "--seed", "1", "--batch-size", "4", "--shard
 def test_two_processes_give_the_same_bytes_as_one(tmp_path):
     one = run_cli("sample", *SMOKE, "--out", str(tmp_path / "one.npz"))
     assert one.returncode == 0, one.stderr
-    launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
-    two = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "genloom", "sample", *SMOKE,
-                          "--out", str(tmp_path / "two.npz")], capture_output=True, text=True, timeout=600,
-                         cwd=tmp_path)
+    two = launch_cli("sample", *SMOKE, "--out", str(tmp_path / "two.npz"), cwd=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "process 1/2" in two.stderr  # both processes took part
     assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()

@@ -3,10 +3,6 @@ student that names its teacher, the same student from two processes, and bad inp
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -18,7 +14,7 @@ from genloom.engine.errors import InvalidRequest, NotRegistered, WeightsError
 from genloom.engine.weights import read_metadata
 from genloom.plugins.fdistill.settings import DistillSettings
 from genloom.plugins.fdistill.trainer import distill
-from tests.conftest import run_cli
+from tests.conftest import launch_cli, run_cli
 from tests.tiny_teacher import TINY, save_real_npz, save_teacher, teacher_plugin
 
 SHAPES_NOISE_JSON = 'noise_schedule={"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}'
@@ -116,11 +112,7 @@ def test_the_cli_distils_a_generic_family_checkpoint_and_two_processes_agree_wit
     meta = json.loads(read_metadata(student)["genloom_fdistill"])
     assert meta["teacher"] == "lamamba" and meta["divergence"] == "forward-kl" and meta["guidance_scale"] == 2.0
     assert meta["teacher_options"] == {"noise_schedule": {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v"}}
-    launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
-    two = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "genloom", "distill", *args,
-                          "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=900,
-                         cwd=tmp_path)
+    two = launch_cli("distill", *args, "--out", str(tmp_path / "two"), cwd=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "2 process(es)" in two.stdout + two.stderr
     sa, sb = load_file(student), load_file(tmp_path / "two" / student.name)
