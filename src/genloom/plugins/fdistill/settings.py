@@ -52,7 +52,7 @@ class DistillSettings:
 
 
 #: settings a resumed run must share with the state it continues (the rest, e.g. --steps, may change)
-SAME_RUN = ("teacher", "teacher_weights_sha256", "divergence", "guidance_scale", "batch_size", "seed",
-            "student_update_freq", "ratio_bins", "t_min", "t_max", "data", "data_size")
+SAME_RUN = ("teacher", "teacher_weights_sha256", "teacher_option", "divergence", "guidance_scale", "batch_size",
+            "seed", "student_update_freq", "ratio_bins", "t_min", "t_max", "data", "data_size")
 #: the safetensors metadata key of a student file (the teacher, its options, the divergence, w)
 METADATA_KEY = "genloom_fdistill"
