@@ -189,16 +189,10 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
 
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    horizon = teacher.model.noise_schedule.num_train_timesteps
-    t_range = (round(s.t_min * (horizon - 1)), round(s.t_max * (horizon - 1)))
-    distiller = Distiller(teacher.model, div, teacher.guidance_scale, t_range, s.ratio_bins, s.ratio_ema,
-                          s.gan_weight, s.disc_weight).to(device)
-    opt_student = torch.optim.AdamW(distiller.student.parameters(), lr=s.lr, betas=(0.9, 0.999), weight_decay=0.01)
-    critic_params = [*distiller.fake.parameters(), *distiller.head.parameters()]
-    opt_critic = torch.optim.AdamW(critic_params, lr=s.critic_lr, betas=(0.9, 0.999), weight_decay=0.01)
-    optimizers = {"student": opt_student, "critic": opt_critic}
-    modules = {"student": distiller.student, "student_ema": distiller.student_ema, "fake": distiller.fake,
-               "head": distiller.head, "ratio": distiller.ratio}
+    distiller, optimizers, modules = _build_run(teacher, div, s, device)
+    opt_student, opt_critic = optimizers["student"], optimizers["critic"]
+    critic_params = [p for group in opt_critic.param_groups for p in group["params"]]
+    t_range = distiller.t_range
     state_path = out / f"{stem}_state.safetensors"
     start, spent = 0, 0.0
     if resume:
@@ -261,6 +255,24 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         log(f"wrote {path} ({seconds:.0f} s of training); --resume {state_path} --steps N continues it")
     state.wait_for_everyone()
     return path
+
+
+def _build_run(teacher: Teacher, div: Any, s: DistillSettings, device: torch.device) -> tuple[Distiller, dict[str, Any],
+                                                                                            dict[str, Any]]:
+    """The distiller on ``device``, its two optimizers (student; fake score + head) and the modules a state holds."""
+    horizon = teacher.model.noise_schedule.num_train_timesteps
+    t_range = (round(s.t_min * (horizon - 1)), round(s.t_max * (horizon - 1)))
+    distiller = Distiller(teacher.model, div, teacher.guidance_scale, t_range, s.ratio_bins, s.ratio_ema,
+                          s.gan_weight, s.disc_weight).to(device)
+    adamw = {"betas": (0.9, 0.999), "weight_decay": 0.01}
+    optimizers = {
+        "student": torch.optim.AdamW(distiller.student.parameters(), lr=s.lr, **adamw),
+        "critic": torch.optim.AdamW([*distiller.fake.parameters(), *distiller.head.parameters()], lr=s.critic_lr,
+                                    **adamw),
+    }
+    modules = {"student": distiller.student, "student_ema": distiller.student_ema, "fake": distiller.fake,
+               "head": distiller.head, "ratio": distiller.ratio}
+    return distiller, optimizers, modules
 
 
 def _progress(total: int, start: int, main: bool) -> Any:
