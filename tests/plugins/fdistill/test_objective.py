@@ -151,3 +151,15 @@ def test_the_critic_step_lowers_its_losses_and_the_student_step_moves_samples_ag
     with torch.no_grad():
         moved = dist.generate(d.z, d.labels) - x
     assert float((moved * direction).sum()) < 0  # toward the teacher's denoised estimate, away from the fake one
+
+
+def test_the_teachers_cfg_is_baked_into_its_target_and_w_one_is_the_conditional_prediction(teacher):
+    d = _draws(seed=5)
+    x_t = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(6))
+    guided, _ = _distiller(teacher, w=3.0).teacher_x0(x_t, d.t, d.labels)
+    plain = _distiller(teacher, w=1.0)
+    cond, _ = plain.teacher_x0(x_t, d.t, d.labels)
+    with torch.no_grad():
+        uncond = plain.x0(teacher.denoiser(), x_t, d.t, torch.full_like(d.labels, 10))
+    torch.testing.assert_close(guided, cond + 2.0 * (cond - uncond), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(guided, cond)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ...kernels.dispatch import default_dispatcher
 from ...samplers.diffusion import alphas_cumprod
 from .discriminator import RatioHead
 from .divergences import Divergence
@@ -61,7 +62,6 @@ class Distiller(torch.nn.Module):
         self.gan_weight, self.disc_weight = gan_weight, disc_weight
         self.t_range = t_range
         self.conditional = teacher.spec.num_classes > 0  # a class-free teacher gets no labels (drawn ones unused)
-        self.channels = teacher.latent_shape[0]
         self.abar = alphas_cumprod(teacher.noise_schedule)
         self.t_top = teacher.noise_schedule.num_train_timesteps - 1
         shapes = self._feature_shapes()
@@ -72,11 +72,9 @@ class Distiller(torch.nn.Module):
     def _feature_shapes(self) -> list[tuple[int, int, int]]:
         x = torch.zeros((1, *self.teacher.latent_shape), device=self.teacher.device, dtype=self.teacher.dtype)
         with torch.no_grad():
-            _, feats = self.teacher.denoise_features(x, torch.zeros(1, device=x.device), self._labels(1, x.device))
+            labels = torch.zeros(1, dtype=torch.long, device=x.device) if self.conditional else None
+            _, feats = self.teacher.denoise_features(x, torch.zeros(1, device=x.device), labels)
         return [tuple(f.shape[1:]) for f in feats]  # type: ignore[misc]
-
-    def _labels(self, b: int, device: torch.device) -> torch.Tensor:
-        return torch.zeros(b, dtype=torch.long, device=device)
 
     def x0(self, net: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
            features: bool = False) -> Any:
@@ -100,7 +98,8 @@ class Distiller(torch.nn.Module):
             with torch.no_grad():
                 null = torch.full_like(labels, self.teacher.null_class)
                 uncond = self.x0(self.teacher.denoiser(), x_t, t, null)
-            cond = cond + (self.guidance_scale - 1.0) * (cond - uncond)
+            strength = torch.full((1, len(cond)), self.guidance_scale - 1.0, dtype=torch.float64)
+            cond = default_dispatcher()("guidance_combine", cond, [uncond], strength)  # CFG's one rule
         return cond, feats
 
     # -- the two steps ------------------------------------------------------------------------------------------
