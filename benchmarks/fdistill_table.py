@@ -40,6 +40,7 @@ def load_student(student: str):  # noqa: ANN201
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--students", nargs="+", required=True)
+    parser.add_argument("--teacher-weights", default=None, help="default: the weights the first student names")
     parser.add_argument("--teacher-sampler", default=None)
     parser.add_argument("--teacher-steps", type=int, default=None)
     parser.add_argument("--per-class", type=int, default=50)
@@ -51,9 +52,10 @@ def main() -> None:
     load_split("test", min(args.num_reference, 5000))  # render the reference once, outside the timings
     students = [load_student(s) for s in args.students]
     c = students[0].model.config
-    teacher = genloom.load(c.teacher, weights=c.teacher_weights or None, config=c.teacher_config,
-                           sampler=args.teacher_sampler, steps=args.teacher_steps, guidance="cfg",
-                           guidance_scale=c.guidance_scale, **(c.teacher_options or {}))
+    teacher_weights = args.teacher_weights or c.teacher_weights or None
+    teacher = genloom.load(c.teacher, weights=teacher_weights, config=c.teacher_config, sampler=args.teacher_sampler,
+                           steps=args.teacher_steps, guidance="cfg", guidance_scale=c.guidance_scale,
+                           **(c.teacher_options or {}))
     spec = teacher.spec
     sampler = args.teacher_sampler or spec.default_sampler
     steps = args.teacher_steps or spec.default_steps
