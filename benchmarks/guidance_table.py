@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--scale", type=float, default=3.0, help="w of CFG, AG, LinearAG, ATG and of CFG+GFCG's CFG")
     parser.add_argument("--ag-threshold", type=float, default=0.99)
+    parser.add_argument("--ag-similarity", default=None, help="AG's similarity space (default: the policy's, eps)")
     parser.add_argument("--gfcg-scale", type=float, default=2.0, help="GFCG's w_max")
     parser.add_argument("--gfcg-choose-scale", type=int, default=2, help="next-scale models: GFCG's choose_scale")
     parser.add_argument("--guide-weights", default=None, help="autoguidance's weaker checkpoint")
@@ -76,7 +77,8 @@ def main() -> None:
         settings = {
             "none": {"guidance": "none"},
             "cfg": {"guidance": "cfg", "guidance_scale": w},
-            "adaptive": {"guidance": "adaptive", "guidance_scale": w, "threshold": args.ag_threshold},
+            "adaptive": {"guidance": "adaptive", "guidance_scale": w, "threshold": args.ag_threshold,
+                         **({"similarity": args.ag_similarity} if args.ag_similarity else {})},
             "linear-ag": {"guidance": "linear-ag", "guidance_scale": w, "table": lag_table},
             "gfcg": {"guidance": "gfcg", "guidance_scale": args.gfcg_scale, **gfcg_extra},
             "cfg+gfcg": {"guidance": "cfg+gfcg", "guidance_scale": w, "gfcg.scale": args.gfcg_scale,

@@ -88,8 +88,8 @@ def test_a_model_runs_one_job_at_a_time(svc):
 def test_a_stack_of_policies_takes_prefixed_options(svc):
     kwargs = svc.request("tiny-dimr", ["star"], 2, 0, "cfg+gfcg", 2.0, "ddim", 3, "gfcg.scale=3\ngfcg.mode=lagged")
     assert kwargs["guidance"] == "cfg+gfcg" and kwargs["gfcg.scale"] == 3
-    assert [f["name"] for f in svc.option_fields("cfg+gfcg", None)][-3:] == ["gfcg.reference_model",
-                                                                           "gfcg.guide_weights", "gfcg.scale"]
+    assert [f["name"] for f in svc.option_fields("cfg+gfcg", None)][-3:] == ["gfcg.guide_weights",
+                                                                           "gfcg.choose_scale", "gfcg.scale"]
     assert "stack of cfg, gfcg" in svc.policy_help("cfg+gfcg")
     with pytest.raises(InvalidRequest, match="gfcg.mode"):
         svc.request("tiny-dimr", ["star"], 2, 0, "cfg+gfcg", 2.0, "ddim", 3, "gfcg.scale=3\ngfcg.mode=never")
