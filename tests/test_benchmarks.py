@@ -17,6 +17,8 @@ SMOKE = {
     "fdistill_table.py": ["--students", "checkpoints/lamamba_shapes_fdistill_js.safetensors", "--teacher-sampler",
                           "ddim", "--teacher-steps", "2", "--per-class", "1", "--num-reference", "50", "--batch-size",
                           "10"],
+    "guidance_crosscheck.py": ["--other", "checkpoints/shapes_classifier_seed1.safetensors", "--n", "10", "--steps",
+                               "2"],
     "guidance_table.py": ["--model", "var-shapes", "--per-class", "1", "--rows", "none", "cfg", "adaptive",
                           "linear-ag", "--num-reference", "50"],
     "kernels.py": ["--repeats", "1", "--var-depth", "1", "--var-batch", "1", "--dimr-batch", "1", "--threads", "1",
