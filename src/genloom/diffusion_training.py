@@ -25,7 +25,7 @@ from .data.constants import NUM_CLASSES
 from .data.shapes import load_split
 from .diffusion_settings import DiffusionTrainSettings
 from .engine import weights
-from .engine.autoencoder import load_autoencoder_file
+from .engine.autoencoder import encode_means, load_autoencoder_file
 from .engine.devices import resolve_device
 from .samplers.diffusion import NoiseSchedule
 from .training import (
@@ -136,11 +136,6 @@ def label_gap(family: TrainFamily, net: torch.nn.Module, x0: torch.Tensor, label
     return out
 
 
-def _encode(vae: torch.nn.Module, scale: float, images: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([vae.encode(images[i:i + 256]).latent_dist.mean * scale for i in range(0, len(images), 256)])
-
-
 def training_data(family: TrainFamily, s: DiffusionTrainSettings, gen: torch.Generator,
                   log: Callable[[str], None],
                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, Any, bool]:
@@ -153,7 +148,8 @@ def training_data(family: TrainFamily, s: DiffusionTrainSettings, gen: torch.Gen
     vae, scale = load_autoencoder_file(s.vae, device=device)
     log(f"encoding them (and a dihedral transform of each) with {s.vae} (scale {scale:.4f})…")
     turned = torch.cat([dihedral_augment(x[i:i + 1], gen) for i in range(len(x))])
-    latents = torch.cat([_encode(vae, scale, x.to(device)), _encode(vae, scale, turned.to(device))])
+    with torch.no_grad():
+        latents = torch.cat([encode_means(vae, x.to(device), scale), encode_means(vae, turned.to(device), scale)])
     return latents, torch.cat([y, y]).to(device), family.latent_config, False
 
 

@@ -42,3 +42,11 @@ def load_autoencoder_file(path: str | Any, config: Mapping[str, Any] | None = No
     """An ``AutoencoderKL`` from a file (its own metadata's config unless ``config`` is given) and its scale."""
     declared, scale = autoencoder_description(path)
     return load_autoencoder(weights.read_state_dict(path), config or declared, device, dtype), scale
+
+
+def encode_means(vae: torch.nn.Module, images: torch.Tensor, scale: float = 1.0, batch: int = 256) -> torch.Tensor:
+    """Posterior means × ``scale`` of images in [-1, 1], encoded ``batch`` at a time on the autoencoder's device and
+    returned on the images' device (a dataset never has to fit on the accelerator at once)."""
+    device = next(vae.parameters()).device
+    return torch.cat([(vae.encode(images[i:i + batch].to(device)).latent_dist.mean * scale).to(images.device)
+                      for i in range(0, len(images), batch)])

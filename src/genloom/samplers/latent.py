@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..engine import weights
-from ..engine.autoencoder import SD_VAE_SCALE, load_autoencoder_file
+from ..engine.autoencoder import SD_VAE_SCALE, encode_means, load_autoencoder_file
 from ..engine.errors import InvalidRequest, WeightsError
 from ..engine.model import GenerativeModel
 from ..engine.options import dataclass_from_mapping
@@ -39,11 +39,11 @@ class LatentDiffusionModel(GenerativeModel):
         return vae.decode(latents / self.vae_scale).sample.clamp(-1, 1)  # type: ignore[operator]
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] → scaled latents (the posterior mean), or the pixels of a pixel-space model."""
+        """Images in [-1, 1] → scaled latents (the posterior mean, encoded in batches on the autoencoder's device,
+        returned on the images' device), or the pixels of a pixel-space model."""
         if "vae" not in self.networks:
             return images
-        vae = self.networks["vae"]
-        return vae.encode(images).latent_dist.mean * self.vae_scale  # type: ignore[operator]
+        return encode_means(self.networks["vae"], images, self.vae_scale)
 
     def denoiser(self) -> torch.nn.Module:
         return self.networks[self.denoiser_key]

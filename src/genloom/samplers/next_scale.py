@@ -262,8 +262,13 @@ def _info(k: int, num_scales: int, b: int, preview: Callable[[], torch.Tensor] |
 
 
 def _cached_branches(denoiser: GuidedDenoiser, b: int, num_scales: int) -> list[BranchRequest]:
-    """The policy's branches at the first scale (their KV caches start there; later scales may only drop rows)."""
-    requests = denoiser.request(_info(0, num_scales, b))
+    """The policy's branches at the first scale (their KV caches start there)."""
+    return _main_network_requests(denoiser, _info(0, num_scales, b))
+
+
+def _main_network_requests(denoiser: GuidedDenoiser, info: StepInfo) -> list[BranchRequest]:
+    """The policy's branches at this scale; each must run the loaded model (one transformer, one KV cache)."""
+    requests = denoiser.request(info)
     for r in requests:
         if r.network != "main":
             raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} evaluates network {r.network!r}; "
@@ -285,11 +290,7 @@ def _update_branches(denoiser: GuidedDenoiser, branches: list[BranchRequest],
     None when nothing was dropped; the kept segments; the branches to start)."""
     if denoiser.policy is None:
         return None, segments, []
-    requests = denoiser.request(info)
-    for r in requests:
-        if r.network != "main":
-            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} evaluates network {r.network!r}; "
-                                 f"next-scale sampling runs the loaded model only.")
+    requests = _main_network_requests(denoiser, info)
     wanted = {r.name: r.rows for r in requests}
     known = {r.name for r in branches}
     started = [r for r in requests if r.name not in known and bool(r.rows.any())]
@@ -323,7 +324,6 @@ class NextScaleSampler:
                  draws: str = "auto") -> None:
         if top_p is not None and not isinstance(top_p, (int, float)):
             raise InvalidRequest(f"top_p must be a number in (0, 1], got {top_p!r}.")
-        draws_on_device(draws, torch.device("cpu"))  # a typed error for an unknown mode, before any work
         self.top_k, self.top_p, self.more_smooth, self.draws = top_k, top_p, bool(more_smooth), draws
 
     def sample(self, model: Any, batch: SampleBatch, ctx: RunContext) -> SampleOutput:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ...data.shapes import load_split
+from ...engine.autoencoder import encode_means
 from ...engine.devices import resolve_device
 from ...engine.weights import save_state_dict
 from ...training import (
@@ -53,7 +54,7 @@ def autoencoder_loss(ae: torch.nn.Module, x: torch.Tensor, kl_weight: float,
 
 @torch.no_grad()
 def latent_scaling_factor(ae: torch.nn.Module, images: torch.Tensor) -> float:
-    means = torch.cat([ae.encode(images[i:i + 256]).latent_dist.mean for i in range(0, len(images), 256)])
+    means = encode_means(ae, images)
     return float(1.0 / means.std())
 
 

@@ -114,8 +114,7 @@ def real_data(teacher: Teacher, s: DistillSettings, log: Callable[[str], None]) 
         labels = torch.from_numpy(lab[:s.data_size]).long()
     log(f"encoding {len(images)} real images with the teacher's autoencoder…")
     with torch.no_grad():
-        latents = torch.cat([model.encode(images[i:i + 256].to(model.device)).float().cpu()
-                             for i in range(0, len(images), 256)])
+        latents = model.encode(images).float()  # batched on the teacher's device, kept on the CPU
     return latents, labels
 
 
