@@ -27,6 +27,7 @@ from .diffusion_settings import DiffusionTrainSettings
 from .engine import weights
 from .engine.autoencoder import encode_means, load_autoencoder_file
 from .engine.devices import resolve_device
+from .engine.errors import InvalidRequest
 from .samplers.diffusion import NoiseSchedule
 from .training import (
     check_output_folder,
@@ -39,7 +40,7 @@ from .training import (
 )
 
 SAME_CONFIGURATION = ("seed", "batch_size", "train_size", "lr", "class_lr_mult", "ema", "cond_drop",
-                      "coarse_weight", "time_shift_mean", "time_shift_std", "min_snr_gamma", "vae")
+                      "coarse_weight", "time_shift_mean", "time_shift_std", "min_snr_gamma", "vae", "init")
 DIAGNOSTIC_TIMESTEPS = (300, 600, 800, 950)
 
 
@@ -136,21 +137,35 @@ def label_gap(family: TrainFamily, net: torch.nn.Module, x0: torch.Tensor, label
     return out
 
 
+def build_network(family: TrainFamily, s: DiffusionTrainSettings) -> torch.nn.Module:
+    """The family's network for pixels or latents, freshly initialised or loaded from ``s.init`` (checked here,
+    before any data is rendered: weights of another configuration are a typed error)."""
+    net = family.build(family.latent_config if s.vae else family.pixel_config)
+    if s.init:
+        try:
+            net.load_state_dict(weights.read_state_dict(s.init), strict=True)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise InvalidRequest(f"--init {s.init!r} does not fit the {family.name} network of these settings "
+                                 f"({'latent' if s.vae else 'pixel'} space): {first}") from None
+    return net
+
+
 def training_data(family: TrainFamily, s: DiffusionTrainSettings, gen: torch.Generator,
                   log: Callable[[str], None],
-                  device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, Any, bool]:
-    """(inputs, labels, network config, augment in the loop?): pixels, or latents of each image and of a
-    dihedral transform of it (latent space is not closed under the image's rotations, so they are encoded)."""
+                  device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(inputs, labels, augment in the loop?): pixels, or latents of each image and of a dihedral transform of
+    it (latent space is not closed under the image's rotations, so they are encoded)."""
     log(f"rendering {s.train_size} training images…")
     x, y = load_split("train", s.train_size)
     if not s.vae:
-        return x.to(device), y.to(device), family.pixel_config, True
+        return x.to(device), y.to(device), True
     vae, scale = load_autoencoder_file(s.vae, device=device)
     log(f"encoding them (and a dihedral transform of each) with {s.vae} (scale {scale:.4f})…")
     turned = torch.cat([dihedral_augment(x[i:i + 1], gen) for i in range(len(x))])
     with torch.no_grad():
         latents = torch.cat([encode_means(vae, x.to(device), scale), encode_means(vae, turned.to(device), scale)])
-    return latents, torch.cat([y, y]).to(device), family.latent_config, False
+    return latents, torch.cat([y, y]).to(device), False
 
 
 def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainSettings,
@@ -158,15 +173,15 @@ def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainS
     """Train (or continue) and write ``<stem>.safetensors`` (the EMA weights); returns its path, or the
     resumable state's when the leg's time ran out (or the label gap check stopped it)."""
     check_settings(s, positive=("steps", "batch_size", "train_size", "lr", "max_minutes"), fractions=("cond_drop",),
-                   files=("vae",))
+                   files=("vae", "init"))
     out = check_output_folder(out_dir, (f"{family.stem}.safetensors",), resuming=resume is not None)
     device = resolve_device(s.device)
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    x_train, y_train, config, augment = training_data(family, s, gen, log, device)
-    net = family.build(config).to(device)
+    net = build_network(family, s).to(device)
+    x_train, y_train, augment = training_data(family, s, gen, log, device)
     ema = copy.deepcopy(net).requires_grad_(False)
-    log(f"training {family.name} on {device}")
+    log(f"training {family.name} on {device}" + (f", starting from {s.init}" if s.init else ""))
     groups: dict[str, list[torch.nn.Parameter]] = {"decay": [], "no_decay": [], "class": []}
     for n, p in net.named_parameters():
         kind = "class" if family.class_marker in n else \

@@ -14,10 +14,24 @@ def _run(pipe, sampler="ddim", steps=8, **kw):
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpm-solver-fast", "heun"])
-def test_threshold_one_is_cfg_exactly(tiny_pipe, sampler):
+@pytest.mark.parametrize("similarity", ["eps", "x0-centred"])
+def test_threshold_one_is_cfg_exactly(tiny_pipe, sampler, similarity):
     cfg = _run(tiny_pipe, sampler, guidance="cfg")
-    ag = _run(tiny_pipe, sampler, guidance="adaptive", threshold=1.0)
+    ag = _run(tiny_pipe, sampler, guidance="adaptive", threshold=1.0, similarity=similarity)
     assert torch.equal(cfg.images, ag.images) and cfg.nfe == ag.nfe
+
+
+def test_centred_similarity_ignores_per_channel_offsets():
+    from genloom.plugins.guidance.adaptive import sample_cosine
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
+    offset = 10 * torch.randn(3, 4, 1, 1, generator=g)  # a shared background dominates the plain cosine
+    plain = sample_cosine(a + offset, b + offset)
+    centred = sample_cosine(a + offset, b + offset, centred=True)
+    assert (plain > 0.9).all() and (centred.abs() < 0.5).all()
+    torch.testing.assert_close(centred, sample_cosine(a, b, centred=True))
+    torch.testing.assert_close(sample_cosine(a, a + 3.0, centred=True), torch.ones(3, dtype=torch.float64))
 
 
 def test_threshold_minus_one_guides_the_first_step_only(tiny_pipe):

@@ -29,3 +29,31 @@ def test_latent_training_resumes_bit_identically_and_loads_through_the_api(tmp_p
     assert not pipe.model.noise_schedule.learned_variance  # the embedded recipe: fixed variance, v target
     res = pipe(labels=[1, 2], seed=0, sampler="ddim", steps=2, guidance="cfg", guidance_scale=2.0, output_type="pt")
     assert res.images.shape == (2, 3, 32, 32) and torch.isfinite(res.images).all() and res.nfe == [4, 4]
+
+
+def test_init_continues_from_weights_and_refuses_another_configuration(tmp_path):
+    import pytest
+
+    from genloom.engine.errors import InvalidRequest
+
+    pixel = DiffusionTrainSettings(steps=1, train_size=8, batch_size=2, checkpoint_every=0, diagnose_every=0)
+    first = train_lamamba_shapes(tmp_path / "first", pixel, log=lambda _: None)
+    start = load_file(first)
+    lines: list[str] = []
+    cont = train_lamamba_shapes(tmp_path / "cont", DiffusionTrainSettings(
+        **{**pixel.__dict__, "init": str(first), "lr": 1e-6, "seed": 1}), log=lines.append)
+    fresh = train_lamamba_shapes(tmp_path / "fresh", DiffusionTrainSettings(**{**pixel.__dict__, "seed": 1}),
+                                 log=lambda _: None)
+    assert any(f"starting from {first}" in line for line in lines)
+    moved = max((load_file(cont)[k] - v).abs().max().item() for k, v in start.items())
+    apart = max((load_file(fresh)[k] - v).abs().max().item() for k, v in start.items())
+    assert moved < 1e-4 < apart  # one tiny step from the given weights, not a new initialisation
+
+    lines.clear()
+    from genloom.engine.weights import asset_path
+
+    latent = DiffusionTrainSettings(**{**pixel.__dict__, "init": str(first),
+                                       "vae": str(asset_path("shapes_ae.safetensors"))})
+    with pytest.raises(InvalidRequest, match="--init .* does not fit the lamamba network .*latent"):
+        train_lamamba_shapes(tmp_path / "latent", latent, log=lines.append)
+    assert not lines and not (tmp_path / "latent" / "lamamba_shapes.safetensors").exists()  # refused before work

@@ -5,7 +5,10 @@ sample, so a sample switches at the same step alone or in any batch. The similar
 (the paper's ε-models; cosine is not invariant to the shared x_t offset of x0/v predictions); ``x0`` and
 ``native`` are named alternatives. On next-scale models (VAR) it is the mean over tokens of the cosine between
 the centred log-softmax vectors (raw logits carry an arbitrary per-token shift), and a switched row's KV caches
-are compacted away, so it stops costing transformer rows. With a two-stage sampler (Heun) a switch decided at the
+are compacted away, so it stops costing transformer rows. ``x0-centred`` removes each channel's spatial mean from
+x̂0 first: on a zero-terminal-SNR (v, cosine) model ε ≈ x_t and both x̂0 are near the data mean at high noise, so
+ε and raw x̂0 agree to > 0.99 from the first step, while the centred x̂0 (the outline CFG decides) starts near
+0.95 and rises to 1 as the sample settles (BENCHMARKS.md). With a two-stage sampler (Heun) a switch decided at the
 predictor takes effect at the next step's predictor, never between a predictor and its corrector."""
 
 from __future__ import annotations
@@ -86,8 +89,17 @@ class AdaptiveGuidance:
             return per_token.flatten(1).mean(dim=1) if per_token.dim() > 1 else per_token
         if self.similarity == "eps":
             a, b = outputs.eps("cond")[rows], outputs.eps("uncond")[rows]
-        elif self.similarity == "x0":
+        elif self.similarity in ("x0", "x0-centred"):
             a, b = outputs.x0("cond")[rows], outputs.x0("uncond")[rows]
         else:
             a, b = outputs["cond"][rows], outputs["uncond"][rows]
-        return torch.nn.functional.cosine_similarity(a.flatten(1).double(), b.flatten(1).double(), dim=1)
+        return sample_cosine(a, b, centred=self.similarity == "x0-centred")
+
+
+def sample_cosine(a: torch.Tensor, b: torch.Tensor, centred: bool = False) -> torch.Tensor:
+    """Per-sample cosine over all non-batch elements (float64); ``centred`` first removes each channel's spatial
+    mean (dims 2…), so a shared per-channel offset — the background, the data mean — does not count."""
+    if centred and a.dim() > 2:
+        spatial = tuple(range(2, a.dim()))
+        a, b = a - a.mean(dim=spatial, keepdim=True), b - b.mean(dim=spatial, keepdim=True)
+    return torch.nn.functional.cosine_similarity(a.flatten(1).double(), b.flatten(1).double(), dim=1)

@@ -36,12 +36,14 @@ CFG_OPTIONS = (
     Option("rescale_space", "str", "native", "where the rescale's std is measured", choices=RESCALE_SPACES),
 )
 
-AG_SIMILARITY = ("eps", "x0", "native")
+AG_SIMILARITY = ("eps", "x0", "x0-centred", "native")
 AG_OPTIONS = (
     Option("threshold", "float", 0.99, "γ̄: a sample switches to conditional-only steps once the cosine similarity "
            "of its conditional and unconditional predictions exceeds it (1 = CFG throughout, -1 = CFG at the "
            "first step only)", minimum=-1.0, maximum=1.0),
-    Option("similarity", "str", "eps", "the space the similarity is measured in (the paper: eps)",
+    Option("similarity", "str", "eps", "the space the similarity is measured in (the paper: eps; x0-centred: x̂0 "
+           "with each channel's spatial mean removed, for zero-terminal-SNR models whose eps and x̂0 agree from "
+           "the first step)",
            choices=AG_SIMILARITY),
 )
 
