@@ -9,6 +9,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 SMOKE = {
+    "ag_similarity.py": ["--model", "var-shapes", "--n", "2"],
     "autoencoder_quality.py": ["--n", "20", "--num-reference", "100"],
     "cli_startup.py": ["--runs", "1"],
     "diffusion_loop_overhead.py": ["--batch", "2", "--steps", "2", "--repeats", "1", "--threads", "1"],

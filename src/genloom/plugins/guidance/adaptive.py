@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -30,6 +31,7 @@ class AGState:
     pending: torch.Tensor   # decided at this step's predictor, applied from the next step on
     switch_step: torch.Tensor  # the step whose similarity crossed γ̄ (−1: never)
     similarity: list[torch.Tensor] = field(default_factory=list)  # per predictor evaluation, NaN for switched rows
+    space: str | None = None  # where it was measured: the option's space, or "tokens" on next-scale logits
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,19 @@ class AdaptiveGuidance:
         if info.stage == "predictor":
             gamma = torch.full((info.batch_size,), math.nan, dtype=torch.float64)
             gamma[rows] = self._cosine(outputs, rows).cpu()
+            state.space = "tokens" if outputs.info.prediction_type == "logits" else self.similarity
             newly = rows & (gamma > self.threshold)
             state.pending |= newly
             state.switch_step[newly] = info.step
             state.similarity.append(gamma)
         return guided
+
+    def report(self, state: AGState) -> dict[str, Any]:
+        """Each sample's switch step (−1: never) and the similarity at every predictor evaluation (steps ×
+        samples, NaN once a sample has switched): what γ̄ is calibrated against."""
+        trace = torch.stack(state.similarity) if state.similarity else torch.empty(0, len(state.switch_step))
+        return {"policy": "adaptive", "similarity_space": state.space, "switch_step": state.switch_step.tolist(),
+                "similarity": trace}
 
     def _cosine(self, outputs: BranchOutputs, rows: torch.Tensor) -> torch.Tensor:
         if outputs.info.prediction_type == "logits":  # next-scale: per token, shift-invariant
