@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 
+from _models import add_model_arguments, load_model
+
 SPACES = ("eps", "x0", "x0-centred")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="var-shapes")
-    parser.add_argument("--weights", default=None)
-    parser.add_argument("--vae", default=None)
-    parser.add_argument("-L", "--load-option", action="append", default=[], help="family load option KEY=VALUE")
+    add_model_arguments(parser)
     parser.add_argument("--sampler", default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--scale", type=float, default=3.0)
@@ -31,15 +30,9 @@ def main() -> None:
 
     import torch
 
-    import genloom
-    from genloom.engine.options import parse_key_values
     from genloom.engine.specs import Paradigm
 
-    name = args.model if args.model in genloom.default_engine().models else args.model.split("-")[0]
-    extra = parse_key_values(args.load_option, "--load-option")
-    if args.vae:
-        extra["vae"] = args.vae
-    pipe = genloom.load(name, weights=args.weights, **extra)
+    pipe = load_model(args)
     # next-scale models measure one space (tokens); diffusion models each of SPACES
     spaces = SPACES if pipe.spec.paradigm is Paradigm.DIFFUSION else SPACES[:1]
     traces = {}

@@ -19,15 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from _models import add_model_arguments, load_model
+
 ROWS = ("none", "cfg", "adaptive", "linear-ag", "gfcg", "cfg+gfcg", "autoguidance")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="var-shapes")
-    parser.add_argument("--weights", default=None)
-    parser.add_argument("--vae", default=None)
-    parser.add_argument("-L", "--load-option", action="append", default=[], help="family load option KEY=VALUE")
+    add_model_arguments(parser)
     parser.add_argument("--sampler", default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--scale", type=float, default=3.0, help="w of CFG, AG, LinearAG, ATG and of CFG+GFCG's CFG")
@@ -44,17 +43,11 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     args = parser.parse_args()
 
-    import genloom
     from genloom.engine.errors import GenloomError
-    from genloom.engine.options import parse_key_values
     from genloom.engine.specs import Paradigm
     from genloom.eval import evaluate
 
-    name = args.model if args.model in genloom.default_engine().models else args.model.split("-")[0]
-    extra = parse_key_values(args.load_option, "--load-option")
-    if args.vae:
-        extra["vae"] = args.vae
-    pipe = genloom.load(name, weights=args.weights, **extra)
+    pipe = load_model(args)
     diffusion = pipe.spec.paradigm is Paradigm.DIFFUSION
     n = 10 * args.per_class
     labels = [i % 10 for i in range(n)]

@@ -17,12 +17,11 @@ import argparse
 import time
 
 import torch
+from _models import add_model_arguments, load_model
 
-import genloom
 from genloom.data import load_split
 from genloom.data.constants import CLASS_NAMES
 from genloom.data.grid import save_grid
-from genloom.engine.options import parse_key_values
 from genloom.eval import colour_report, evaluate
 
 HEADER = (f"{'set':<34} {'accuracy':>8} {'FD':>9} {'FD mean ± std':>18} {'precision':>9} {'recall':>7} "
@@ -38,7 +37,7 @@ def row(name: str, r, colour, nfe: float | None, per_image: float | None) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="var-shapes")
+    add_model_arguments(parser)
     parser.add_argument("--per-class", type=int, default=50)
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0])
     parser.add_argument("--samplers", nargs="+", default=[None])
@@ -48,17 +47,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-reference", type=int, default=5000)
     parser.add_argument("--grid", default=None)
-    parser.add_argument("--weights", default=None, help="a checkpoint instead of the embedded default")
-    parser.add_argument("--vae", default=None, help="its VQVAE / autoencoder checkpoint")
-    parser.add_argument("-L", "--load-option", action="append", default=[], help="family load option KEY=VALUE")
     args = parser.parse_args()
-    name = args.model
-    if name not in genloom.default_engine().models:  # trained but not yet registered: the generic loader
-        name = name.split("-")[0]
-    extra = parse_key_values(args.load_option, "--load-option")
-    if args.vae:
-        extra["vae"] = args.vae
-    pipe = genloom.load(name, weights=args.weights, **extra)
+    pipe = load_model(args)
     n = 10 * args.per_class
     real, labels = load_split("test", n, start=10_000)
     reference, _ = load_split("test", min(args.num_reference, 5000))
