@@ -41,7 +41,9 @@ def main() -> None:
                    steps=args.steps, guidance="adaptive", guidance_scale=args.scale, threshold=1.0, similarity=space)
         reports = res.telemetry["guidance"]
         label = reports[0]["similarity_space"]
-        traces[label] = torch.cat([r["similarity"] for r in reports], dim=1)  # steps × samples
+        traces[label] = torch.cat([torch.tensor([[float("nan") if v is None else v for v in row]
+                                                 for row in r["similarity"]], dtype=torch.float64)
+                                   for r in reports], dim=1)  # steps × samples (γ̄ = 1: no sample switches)
     print(f"{pipe.spec.name}: {args.n} samples, CFG w = {args.scale:g}; per step: mean (min) similarity")
     print("| step | " + " | ".join(traces) + " |")
     print("|---|" + "---|" * len(traces))

@@ -79,7 +79,9 @@ def test_a_middle_threshold_saves_nfe_and_records_one_way_switches(tiny_pipe):
     assert report["switch_step"] == policy.state.switch_step.tolist()
     # one row per step while some sample still pays for the unconditional pass
     steps_measured = 8 if -1 in report["switch_step"] else max(report["switch_step"]) + 1
-    assert report["similarity"].shape == (steps_measured, 4)
+    assert len(report["similarity"]) == steps_measured and all(len(row) == 4 for row in report["similarity"])
+    assert all((v is None) == (i > k >= 0) for i, row in enumerate(report["similarity"])
+               for v, k in zip(row, report["switch_step"]))  # None once switched (JSON-ready, like every report)
     switch = policy.state.switch_step.tolist()
     assert out.nfe.tolist() == ag.nfe == [8 + (k + 1 if k >= 0 else 8) for k in switch]
     similarities = torch.stack(policy.state.similarity)  # NaN once a row has switched: it is not evaluated

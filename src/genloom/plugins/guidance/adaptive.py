@@ -84,9 +84,9 @@ class AdaptiveGuidance:
         return guided
 
     def report(self, state: AGState) -> dict[str, Any]:
-        """Each sample's switch step (−1: never) and the similarity at every predictor evaluation (steps ×
-        samples, NaN once a sample has switched): what γ̄ is calibrated against."""
-        trace = torch.stack(state.similarity) if state.similarity else torch.empty(0, len(state.switch_step))
+        """Each sample's switch step (−1: never) and the similarity at every predictor evaluation (a list per
+        step, one value per sample, None once a sample has switched): what γ̄ is calibrated against."""
+        trace = [[None if math.isnan(v) else round(v, 8) for v in gamma.tolist()] for gamma in state.similarity]
         return {"policy": "adaptive", "similarity_space": state.space, "switch_step": state.switch_step.tolist(),
                 "similarity": trace}
 
