@@ -27,13 +27,13 @@ from .diffusion_settings import DiffusionTrainSettings
 from .engine import weights
 from .engine.autoencoder import encode_means, load_autoencoder_file
 from .engine.devices import resolve_device
-from .engine.errors import InvalidRequest
 from .samplers.diffusion import NoiseSchedule
 from .training import (
     check_output_folder,
     check_settings,
     cosine_warmup,
     dihedral_augment,
+    load_initial_weights,
     load_training_state,
     random_batch,
     save_training_state,
@@ -142,12 +142,8 @@ def build_network(family: TrainFamily, s: DiffusionTrainSettings) -> torch.nn.Mo
     before any data is rendered: weights of another configuration are a typed error)."""
     net = family.build(family.latent_config if s.vae else family.pixel_config)
     if s.init:
-        try:
-            net.load_state_dict(weights.read_state_dict(s.init), strict=True)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise InvalidRequest(f"--init {s.init!r} does not fit the {family.name} network of these settings "
-                                 f"({'latent' if s.vae else 'pixel'} space): {first}") from None
+        load_initial_weights(net, s.init, f"the {family.name} network of these settings "
+                                          f"({'latent' if s.vae else 'pixel'} space)")
     return net
 
 

@@ -48,6 +48,16 @@ def checkpoint_if_due(state: Callable[[], Mapping[str, torch.Tensor]], out_dir: 
     save_state_dict(state(), Path(out_dir) / f"{stem}_step{step}.safetensors", metadata={"step": str(step)})
 
 
+def load_initial_weights(net: torch.nn.Module, path: str | Path, what: str) -> None:
+    """``--init``: load ``path`` into ``net`` strictly; weights of another configuration are a typed error naming
+    the option, the network ``what`` and the first mismatch."""
+    try:
+        net.load_state_dict(read_state_dict(path), strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise InvalidRequest(f"--init {str(path)!r} does not fit {what}: {first}") from None
+
+
 def quiet_threads(threads: int) -> None:
     """Set torch's thread count; OpenMP waits passively so a busy neighbour does not slow each step 10×.
 

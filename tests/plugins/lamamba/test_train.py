@@ -1,10 +1,15 @@
 """`genloom train lamamba` end to end with a few steps on shapes-ae latents: reproducible, resumable, loadable."""
 
+from dataclasses import replace
+
+import pytest
 import torch
 from safetensors.torch import load_file
 
 import genloom
 from genloom.diffusion_settings import DiffusionTrainSettings
+from genloom.engine.errors import InvalidRequest
+from genloom.engine.weights import asset_path
 from genloom.plugins.lamamba import SHAPES_NOISE
 from genloom.plugins.lamamba.train import train_lamamba_shapes
 
@@ -32,28 +37,20 @@ def test_latent_training_resumes_bit_identically_and_loads_through_the_api(tmp_p
 
 
 def test_init_continues_from_weights_and_refuses_another_configuration(tmp_path):
-    import pytest
-
-    from genloom.engine.errors import InvalidRequest
-
     pixel = DiffusionTrainSettings(steps=1, train_size=8, batch_size=2, checkpoint_every=0, diagnose_every=0)
     first = train_lamamba_shapes(tmp_path / "first", pixel, log=lambda _: None)
     start = load_file(first)
     lines: list[str] = []
-    cont = train_lamamba_shapes(tmp_path / "cont", DiffusionTrainSettings(
-        **{**pixel.__dict__, "init": str(first), "lr": 1e-6, "seed": 1}), log=lines.append)
-    fresh = train_lamamba_shapes(tmp_path / "fresh", DiffusionTrainSettings(**{**pixel.__dict__, "seed": 1}),
-                                 log=lambda _: None)
+    cont = train_lamamba_shapes(tmp_path / "cont", replace(pixel, init=str(first), lr=1e-6, seed=1),
+                                log=lines.append)
+    fresh = train_lamamba_shapes(tmp_path / "fresh", replace(pixel, seed=1), log=lambda _: None)
     assert any(f"starting from {first}" in line for line in lines)
     moved = max((load_file(cont)[k] - v).abs().max().item() for k, v in start.items())
     apart = max((load_file(fresh)[k] - v).abs().max().item() for k, v in start.items())
     assert moved < 1e-4 < apart  # one tiny step from the given weights, not a new initialisation
 
     lines.clear()
-    from genloom.engine.weights import asset_path
-
-    latent = DiffusionTrainSettings(**{**pixel.__dict__, "init": str(first),
-                                       "vae": str(asset_path("shapes_ae.safetensors"))})
+    latent = replace(pixel, init=str(first), vae=str(asset_path("shapes_ae.safetensors")))
     with pytest.raises(InvalidRequest, match="--init .* does not fit the lamamba network .*latent"):
         train_lamamba_shapes(tmp_path / "latent", latent, log=lines.append)
     assert not lines and not (tmp_path / "latent" / "lamamba_shapes.safetensors").exists()  # refused before work

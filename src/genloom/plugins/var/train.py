@@ -26,6 +26,7 @@ from ...training import (
     check_settings,
     checkpoint_if_due,
     cosine_warmup,
+    load_initial_weights,
     random_batch,
     set_learning_rate,
 )
@@ -122,7 +123,7 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
     var = VARTransformer(SHAPES_VAR)
     _init_var(var)
     if s.init:
-        var.load_state_dict(read_state_dict(s.init), strict=True)
+        load_initial_weights(var, s.init, "the var-shapes transformer")
         log(f"transformer starts from {s.init}")
     var.to(device)
     opt = torch.optim.AdamW(var.parameters(), lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
