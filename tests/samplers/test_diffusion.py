@@ -58,6 +58,15 @@ def test_step_window_saves_the_unconditional_rows(tiny_pipe):
     assert res.nfe == [8 + 4]  # steps 2..5 guided
 
 
+def test_window_options_imply_their_schedule(tiny_pipe):
+    """start/stop without schedule= act (as diffusers' do) instead of being silently ignored."""
+    kw = dict(labels=[4], seed=0, steps=8, sampler="ddim", guidance="cfg", guidance_scale=3.0, output_type="pt")
+    implied = tiny_pipe(**kw, start=0.25, stop=0.75)
+    explicit = tiny_pipe(**kw, schedule="step_window", start=0.25, stop=0.75)
+    assert implied.nfe == explicit.nfe == [12]
+    torch.testing.assert_close(implied.images, explicit.images, atol=0, rtol=0)
+
+
 class _Reparameterised:
     """The same denoiser, predicting x0 or v instead of ε."""
 
@@ -131,6 +140,9 @@ def test_cfg_imports_a_diffusers_guider_config():
     ({"sampler": "ddim", "timestep_spacin": "trailing"}, "Unknown option"),
     ({"guidance": "cfg", "guidance_scale": math.nan}, "finite"),
     ({"guidance": "cfg", "guidance_scale": 2.0, "schedule": "step_window", "start": 0.8, "stop": 0.2}, "start"),
+    ({"guidance": "cfg", "guidance_scale": 2.0, "schedule": "constant", "stop": 0.5},
+     r"stop shape the step_window schedule, not schedule='constant'"),
+    ({"guidance": "cfg", "guidance_scale": 2.0, "stop": 0.5, "power": 2.0}, "step_window/power_cosine"),
     ({"guidance": "cfg", "guidance_scale": 2.0, "schedule": "cosine"},
      "option 'schedule' of policy 'cfg' must be one of"),
 ])

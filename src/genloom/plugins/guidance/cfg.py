@@ -20,7 +20,7 @@ import torch
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, StepInfo
 from ...kernels.dispatch import default_dispatcher
-from .declarations import FORMULATIONS, RESCALE_SPACES, SCHEDULES
+from .declarations import CFG_OPTIONS, FORMULATIONS, RESCALE_SPACES, SCHEDULE_OPTIONS, SCHEDULES
 
 
 def contrast(cond: torch.Tensor, reference: torch.Tensor, s: float, rescale: float = 0.0) -> torch.Tensor:
@@ -29,6 +29,23 @@ def contrast(cond: torch.Tensor, reference: torch.Tensor, s: float, rescale: flo
     autoguidance, GFCG's CFG term) combines through it — the ``guidance_combine`` kernel (fused on CUDA)."""
     scales = torch.full((1, cond.shape[0]), float(s), dtype=torch.float64)
     return default_dispatcher()("guidance_combine", cond, [reference], scales, rescale)
+
+
+def implied_schedule(schedule: str | None, values: Mapping[str, Any]) -> str | None:
+    """The schedule, named or implied by the options given: a window or power set without ``schedule`` selects
+    its schedule (as diffusers' ``start``/``stop`` do), and one that the named schedule would ignore is an error
+    rather than a silent no-op."""
+    defaults = {o.name: o.default for o in CFG_OPTIONS}
+    shaped = [kind for kind, names in SCHEDULE_OPTIONS.items()
+              if any(values[n] is not None and values[n] != defaults[n] for n in names)]
+    if schedule is None and len(shaped) == 1:
+        return shaped[0]
+    stray = [kind for kind in shaped if kind != schedule]
+    if stray:
+        given = ", ".join(n for kind in stray for n in SCHEDULE_OPTIONS[kind] if values[n] != defaults[n])
+        raise InvalidRequest(f"CFG option(s) {given} shape the {'/'.join(stray)} schedule, not schedule="
+                             f"{schedule!r}: drop them or pass schedule= the one you mean.")
+    return schedule
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,8 @@ class CFG:
     def create(cls, scale: float | None = None, schedule: str | None = None, formulation: str = "imagen",
                start: float = 0.0, stop: float = 1.0, sigma_lo: float = 0.0, sigma_hi: float | None = None,
                power: float = 1.0, rescale: float = 0.0, rescale_space: str = "native") -> CFG:
+        schedule = implied_schedule(schedule, {"start": start, "stop": stop, "sigma_lo": sigma_lo,
+                                               "sigma_hi": sigma_hi, "power": power})
         sigma_hi = math.inf if sigma_hi is None else sigma_hi
         if formulation not in FORMULATIONS:
             raise InvalidRequest(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")

@@ -18,10 +18,14 @@ def finite_scale(policy: str, scale: Any) -> float:
 SCHEDULES = ("constant", "linear", "step_window", "sigma_window", "power_cosine")
 FORMULATIONS = ("imagen", "original")
 RESCALE_SPACES = ("native", "x0")
+#: the options that shape one schedule: given without ``schedule``, they name it; given with another, an error
+SCHEDULE_OPTIONS = {"step_window": ("start", "stop"), "sigma_window": ("sigma_lo", "sigma_hi"),
+                    "power_cosine": ("power",)}
 
 CFG_OPTIONS = (
-    Option("schedule", "str", None, "how the strength varies over the steps; default: linear (VAR's ramp over "
-           "scales) for next-scale models, constant for diffusion", choices=SCHEDULES),
+    Option("schedule", "str", None, "how the strength varies over the steps; default: the schedule whose options "
+           "are given (start/stop, sigma_lo/sigma_hi, power), else linear (VAR's ramp over scales) for next-scale "
+           "models and constant for diffusion", choices=SCHEDULES),
     Option("formulation", "str", "imagen", "imagen: w = 1 is no guidance; original: s = 0 is none (w = s + 1)",
            choices=FORMULATIONS),
     Option("start", "float", 0.0, "step_window: first guided fraction of the steps (diffusers semantics)",
