@@ -123,3 +123,28 @@ def test_reverse_chunked_states_equal_the_flipped_forward_ones(length, chunk):
     ref, ref_last = scan_states(a.flip(-1), bu.flip(-1), chunk)
     torch.testing.assert_close(rev, ref.flip(-1))
     torch.testing.assert_close(last, ref_last)
+
+
+@pytest.mark.parametrize("b_shape,c_shape,length,chunk", [
+    ((2, 2, 3, 29), (2, 4, 3, 29), 29, None),   # groups differ between B and C
+    ((8, 3), (2, 3, 29), 29, 4),                # time-invariant B, shared C
+    ((2, 8, 3, 50), (8, 3), 50, 7),             # one group per channel, time-invariant C
+    ((2, 1, 16, 64), (2, 1, 16, 64), 64, None),  # a whole number of chunks
+])
+def test_inference_form_equals_the_differentiable_one(b_shape, c_shape, length, chunk):
+    """Without gradients the chunked scan runs a chunk-major forward; it must agree with the autograd form (and
+    with the reference) for every layout of B and C."""
+    g = torch.Generator().manual_seed(length)
+    n = b_shape[-2] if len(b_shape) > 2 else b_shape[-1]
+    u, delta, z = (torch.randn(2, 8, length, generator=g) for _ in range(3))
+    A = -torch.exp(torch.randn(8, n, generator=g))
+    B, C = torch.randn(b_shape, generator=g), torch.randn(c_shape, generator=g)
+    D, bias = torch.randn(8, generator=g), torch.randn(8, generator=g)
+    kw = dict(D=D, z=z, delta_bias=bias, delta_softplus=True, return_last_state=True)
+    with torch.no_grad():
+        fast = selective_scan_chunked(u, delta, A, B, C, chunk=chunk, **kw)
+    grad = selective_scan_chunked(u.requires_grad_(), delta, A, B, C, chunk=chunk, **kw)
+    ref = selective_scan_reference(u, delta, A, B, C, **kw)
+    for got in (fast, tuple(t.detach() for t in grad)):
+        for x, r in zip(got, ref):
+            torch.testing.assert_close(x, r.detach(), atol=1e-4, rtol=1e-4)

@@ -86,13 +86,13 @@ def prepare(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tens
     return ScanOperands(u.float(), dt, A.float(), _bc(B, d), _bc(C, d), u.dtype)
 
 
-def finish(y: torch.Tensor, ops: ScanOperands, D: torch.Tensor | None, z: torch.Tensor | None) -> torch.Tensor:
-    """Skip, gate and the cast back to the input dtype."""
+def finish(y: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None, z: torch.Tensor | None) -> torch.Tensor:
+    """Skip, gate and the cast back to the input ``u``'s dtype."""
     if D is not None:
-        y = y + ops.u * D.float()[:, None]
+        y = y + u.float() * D.float()[:, None]
     if z is not None:
         y = y * F.silu(z).float()
-    return y.to(ops.dtype)
+    return y.to(u.dtype)
 
 
 def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
@@ -109,7 +109,7 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
     for i in range(u.shape[2]):
         h = delta_a[..., i] * h + delta_b_u[..., i]
         ys.append((h * c[..., i]).sum(-1))
-    y = finish(torch.stack(ys, dim=2), ops, D, z)
+    y = finish(torch.stack(ys, dim=2), u, D, z)
     return (y, h) if return_last_state else y
 
 
@@ -223,6 +223,69 @@ class _ChunkedScan(torch.autograd.Function):
         return (du.to(u.dtype), d_pre.to(delta.dtype), d_a_param.to(A.dtype), db, dc, d_d, dz, d_bias, None, None)
 
 
+def _grouped(m: torch.Tensor, d: int, groups: int) -> torch.Tensor:
+    """B or C as float32, broadcastable to (b, groups, d / groups, n, L) without repeating a group's rows."""
+    m = m.float()
+    if m.dim() == 2:
+        return m.view(1, groups, d // groups, m.shape[1], 1)
+    if m.dim() == 3:
+        return m[:, None, None]
+    return m.repeat_interleave(groups // m.shape[1], dim=1)[:, :, None]
+
+
+def _to_chunks(x: torch.Tensor, t: int, nc: int) -> torch.Tensor:
+    """(..., L) → (t, ..., nc): step-within-chunk first, zero-padded to nc·t steps; a time-invariant (..., 1)
+    input stays one broadcast step."""
+    length = x.shape[-1]
+    if length == 1:
+        return x[None]
+    x = F.pad(x, (0, nc * t - length)).reshape(*x.shape[:-1], nc, t)
+    return x.movedim(-1, 0).contiguous()
+
+
+def _chunked_inference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                       D: torch.Tensor | None, z: torch.Tensor | None, delta_bias: torch.Tensor | None,
+                       delta_softplus: bool, chunk: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`scan_states`' algorithm for the forward pass only, never holding a (b, D, N, L) tensor in time order.
+
+    Only the (b, D, L)-sized inputs and B, C are moved to the chunk-major layout; each lock-step update builds its
+    decays exp(Δ·A) and inputs Δ·B·u for all chunks at once and contracts with C at once, so the (b, D, N) states
+    stay in cache. What the carried state adds later, Σ_n C·Πa·h_carried, needs C·Πa per step: the one full-size
+    tensor kept. Groups of B and C stay groups (channels split as (G, D/G)) instead of being repeated per channel.
+    Values equal the autograd form's within float32 rounding (same products, another summation order)."""
+    b, d, length = u.shape
+    n = A.shape[1]
+    groups = math.lcm(*(m.shape[1] for m in (B, C) if m.dim() == 4)) if 4 in (B.dim(), C.dim()) else 1
+    t = chunk or chunk_length(length)
+    nc = -(-length // t)
+    dt = step_sizes(delta, delta_bias, delta_softplus)[1]
+    uf = u.float()
+    split = (b, groups, d // groups)
+    dt_c = _to_chunks(dt.view(*split, length), t, nc)[..., None, :]                       # (t, b, G, Dg, 1, nc)
+    x_c = _to_chunks((dt * uf).view(*split, length), t, nc)[..., None, :]
+    b_c, c_c = (_to_chunks(_grouped(m, d, groups), t, nc) for m in (B, C))               # (t|1, b|1, G, ., n, nc|1)
+    a_param = A.float().view(groups, d // groups, n, 1)
+    h = uf.new_zeros(*split, n, nc)
+    p = uf.new_ones(*split, n, nc)
+    y = uf.new_empty(t, *split, nc)
+    c_decay = uf.new_empty(t, *split, n, nc)
+    for i in range(t):
+        a = torch.exp(dt_c[i] * a_param)
+        h = torch.addcmul(x_c[i] * b_c[min(i, len(b_c) - 1)], a, h)
+        p = p * a
+        c_i = c_c[min(i, len(c_c) - 1)]
+        y[i] = (h * c_i).sum(-2)
+        torch.mul(c_i, p, out=c_decay[i])
+    carried = torch.empty_like(h)
+    state = uf.new_zeros(*split, n)
+    for c in range(nc):  # the state entering each chunk, carried with the chunk's total decay
+        carried[..., c] = state
+        state = torch.addcmul(h[..., c], p[..., c], state)
+    y = y + (c_decay * carried).sum(-2)
+    y = y.movedim(0, -1).reshape(b, d, nc * t)[..., :length]
+    return finish(y, u, D, z), state.reshape(b, d, n)
+
+
 def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                            C: torch.Tensor, D: torch.Tensor | None = None, z: torch.Tensor | None = None,
                            delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
@@ -230,5 +293,9 @@ def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor
                            ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The same scan in ~2√L vectorised steps (:func:`scan_states`), differentiable with an analytic backward."""
     _check(u, delta, A, B, C, D, z, delta_bias)
-    y, last = _ChunkedScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk)
+    inputs = (u, delta, A, B, C, D, z, delta_bias)
+    if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in inputs):
+        y, last = _ChunkedScan.apply(*inputs, delta_softplus, chunk)
+    else:
+        y, last = _chunked_inference(*inputs, delta_softplus, chunk)
     return (y, last) if return_last_state else y
