@@ -15,6 +15,10 @@ def _plugin():
         register(ModelSpec(name="diff-null", factory=lambda o: None, paradigm=Paradigm.DIFFUSION, num_classes=4,
                            null_class=4, image_size=8, description="d", default_guidance="ramp",
                            default_sampler="euler-ish"))
+        register(ModelSpec(name="diff-windowed", factory=lambda o: None, paradigm=Paradigm.DIFFUSION,
+                           num_classes=4, null_class=4, image_size=8, description="d", default_guidance="ramp",
+                           default_guidance_scale=3.0, default_guidance_options={"power": 2.5},
+                           default_sampler="euler-ish"))
         register(ModelSpec(name="diff-plain", factory=lambda o: None, paradigm=Paradigm.DIFFUSION, num_classes=4,
                            image_size=8, description="d"))
 
@@ -54,6 +58,16 @@ def test_defaults_and_option_routing(engine):
     assert fallback.sampler.paradigm is Paradigm.DIFFUSION
     assert req.as_kwargs()["power"] == 2.0
     assert _req(engine, "diff-null", labels=[1], guidance="none").guidance is None
+
+
+def test_default_guidance_options_go_with_the_default_policy(engine):
+    """Like its scale, a model's default policy brings its default options — unless the request names any."""
+    plain = _req(engine, "diff-windowed", labels=[1])
+    assert (plain.guidance.name, plain.guidance_scale, plain.guidance_options) == ("ramp", 3.0, {"power": 2.5})
+    assert _req(engine, "diff-windowed", labels=[1], guidance_scale=5.0).guidance_options == {"power": 2.5}
+    assert _req(engine, "diff-windowed", labels=[1], options={"power": 1.0}).guidance_options == {"power": 1.0}
+    assert _req(engine, "diff-windowed", labels=[1], guidance="none").guidance is None
+    assert _req(engine, "diff-null", labels=[1]).guidance_options == {}
 
 
 def test_policy_errors(engine):

@@ -105,6 +105,9 @@ def build_request(
     bs = _count(batch_size, "batch_size", allow_none=True) or min(n, DEFAULT_MAX_BATCH)
 
     guidance_options, sampler_options = route_options(options, policy, sampler_spec, reserved)
+    if policy is not None and policy.name == spec.default_guidance and not guidance_options:
+        # the model's own default policy comes with its default options, checked like the user's
+        guidance_options = route_options(spec.default_guidance_options, policy, None)[0]
     return GenerationRequest(
         labels=label_list, seeds=seeds, sampler=sampler_spec, steps=steps_n, batch_size=bs,
         output_type=output_type, rng=rng, guidance=policy, guidance_scale=scale,

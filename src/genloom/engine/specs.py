@@ -30,7 +30,9 @@ class ModelSpec:
     user gives no `weights=`: an embedded asset name (``asset:<file>``), a path, or a hub id (``hf://...``).
     ``load_options`` declares the family's own keywords of ``genloom.load`` (``vae=``, ``num_heads=``…): they are
     checked before the factory runs, and the CLI (``--vae``, ``--load-option``) and the UI derive from them.
-    ``default_steps`` of a next-scale model is its number of scales.
+    ``default_steps`` of a next-scale model is its number of scales. ``default_guidance_options`` (e.g. a step
+    window) go with ``default_guidance`` as ``default_guidance_scale`` does: they apply when the request uses that
+    policy and names none of its options.
     """
 
     name: str
@@ -45,6 +47,7 @@ class ModelSpec:
     default_sampler: str | None = None
     default_guidance: str | None = None
     default_guidance_scale: float | None = None
+    default_guidance_options: Mapping[str, Any] = field(default_factory=dict)
     default_steps: int | None = None
     load_options: tuple[Option, ...] = ()
     plugin: str = ""

@@ -99,4 +99,5 @@ def checkpoint_spec(options: Any, num_classes: int, null_label: int | None, imag
                    null_class=null_label if conditional else None, image_size=image_size,
                    class_names=spec.class_names if conditional else (),
                    default_guidance=spec.default_guidance if conditional else None,
-                   default_guidance_scale=spec.default_guidance_scale if conditional else None)
+                   default_guidance_scale=spec.default_guidance_scale if conditional else None,
+                   default_guidance_options=spec.default_guidance_options if conditional else {})
