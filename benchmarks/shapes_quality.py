@@ -78,6 +78,8 @@ def main() -> None:
             label = ("no guidance" if w == 1.0 else f"CFG w={w:g}") + (f", {sampler}" if sampler else "")
             if args.schedule and w != 1.0:
                 label += f" {args.schedule}"
+            elif w != 1.0 and pipe.spec.default_guidance == "cfg" and pipe.spec.default_guidance_options:
+                label += " (" + ", ".join(f"{k}={v}" for k, v in pipe.spec.default_guidance_options.items()) + ")"
             if args.steps:
                 label += f", {args.steps} steps"
             print(row(label, report, colour_report(images, reference), sum(res.nfe) / n, per_image))
