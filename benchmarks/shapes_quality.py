@@ -4,7 +4,7 @@ samples, unguided and at guidance scales; the per-class accuracy of the last row
 VAR also the same figures on VQVAE reconstructions of real test images (a bound the transformer cannot beat).
 
     python benchmarks/shapes_quality.py --model var-shapes [--per-class 50] [--scales 1 5] [--top-k 0]
-        [--schedule constant] [--seed 0]
+        [--schedule constant] [-G stop=0.5 …: CFG options of the guided rows] [--seed 0]
     python benchmarks/shapes_quality.py --model dimr-shapes --samplers ddim --steps 25 --scales 1 3
     options: [--grid docs/<model>_grid.png] [--weights W [--vae V] [-L key=value ...]] (a checkpoint instead of the
     embedded asset); scale 1 means no guidance
@@ -22,6 +22,7 @@ from _models import add_model_arguments, load_model
 from genloom.data import load_split
 from genloom.data.constants import CLASS_NAMES
 from genloom.data.grid import save_grid
+from genloom.engine.options import parse_key_values
 from genloom.eval import colour_report, evaluate
 
 HEADER = (f"{'set':<34} {'accuracy':>8} {'FD':>9} {'FD mean ± std':>18} {'precision':>9} {'recall':>7} "
@@ -44,11 +45,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--top-k", type=int, default=None, help="next-scale models only")
     parser.add_argument("--schedule", default=None, help="CFG schedule (constant, linear, ...); default: the model's")
+    parser.add_argument("-G", "--guidance-option", action="append", default=[],
+                        help="a CFG option KEY=VALUE for the guided rows (e.g. stop=0.5: a step window)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-reference", type=int, default=5000)
     parser.add_argument("--grid", default=None)
     args = parser.parse_args()
     pipe = load_model(args)
+    cfg_options = parse_key_values(args.guidance_option, "--guidance-option")
+    if args.schedule:
+        cfg_options["schedule"] = args.schedule
     n = 10 * args.per_class
     real, labels = load_split("test", n, start=10_000)
     reference, _ = load_split("test", min(args.num_reference, 5000))
@@ -67,17 +73,15 @@ def main() -> None:
     for sampler in args.samplers:
         for w in args.scales:
             t0 = time.perf_counter()
-            kw = {"guidance": "none"} if w == 1.0 else {"guidance": "cfg", "guidance_scale": w}
-            if args.schedule and w != 1.0:
-                kw["schedule"] = args.schedule
+            kw = {"guidance": "none"} if w == 1.0 else {"guidance": "cfg", "guidance_scale": w, **cfg_options}
             res = pipe(labels=wanted, seed=args.seed, output_type="pt", batch_size=100, sampler=sampler,
                        steps=args.steps, **kw, **sampler_kw)
             per_image = (time.perf_counter() - t0) / n
             images = res.images * 2 - 1
             report = evaluate(images, wanted, **kw_eval)
             label = ("no guidance" if w == 1.0 else f"CFG w={w:g}") + (f", {sampler}" if sampler else "")
-            if args.schedule and w != 1.0:
-                label += f" {args.schedule}"
+            if cfg_options and w != 1.0:
+                label += " (" + ", ".join(f"{k}={v}" for k, v in cfg_options.items()) + ")"
             elif w != 1.0 and pipe.spec.default_guidance == "cfg" and pipe.spec.default_guidance_options:
                 label += " (" + ", ".join(f"{k}={v}" for k, v in pipe.spec.default_guidance_options.items()) + ")"
             if args.steps:

@@ -27,7 +27,8 @@ SMOKE = {
     "lamamba_scaling.py": ["--sides", "8", "16", "--width", "16", "--repeats", "1", "--scan-length", "64",
                            "--threads", "1"],
     "sample_scaling.py": ["--model", "smoke", "--num", "8", "--processes", "1", "--batch-size", "4"],
-    "shapes_quality.py": ["--model", "var-shapes", "--per-class", "1", "--scales", "1", "--num-reference", "50"],
+    "shapes_quality.py": ["--model", "var-shapes", "--per-class", "1", "--scales", "1", "2", "-G", "stop=0.5",
+                          "--num-reference", "50"],
     "var_kv_cache.py": ["--depth", "1", "--batch", "1", "--repeats", "1", "--vae-ch", "32", "--threads", "1"],
 }
 
