@@ -28,7 +28,6 @@ class ScanOperands:
     A: torch.Tensor          # (d, n)
     B: torch.Tensor          # (b|1, d|1, n, l|1)
     C: torch.Tensor
-    dtype: torch.dtype
 
 
 def _check(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
@@ -83,7 +82,7 @@ def prepare(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tens
     _check(u, delta, A, B, C, D, z, delta_bias)
     dt = step_sizes(delta, delta_bias, delta_softplus)[1]
     d = u.shape[1]
-    return ScanOperands(u.float(), dt, A.float(), _bc(B, d), _bc(C, d), u.dtype)
+    return ScanOperands(u.float(), dt, A.float(), _bc(B, d), _bc(C, d))
 
 
 def finish(y: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None, z: torch.Tensor | None) -> torch.Tensor:
