@@ -55,6 +55,9 @@ def main() -> None:
     cfg_options = parse_key_values(args.guidance_option, "--guidance-option")
     if args.schedule:
         cfg_options["schedule"] = args.schedule
+    # the CFG options a guided row runs with: the ones given, else the model's defaults for its default CFG
+    default_cfg = pipe.spec.default_guidance_options if pipe.spec.default_guidance == "cfg" else {}
+    shown_options = cfg_options or default_cfg
     n = 10 * args.per_class
     real, labels = load_split("test", n, start=10_000)
     reference, _ = load_split("test", min(args.num_reference, 5000))
@@ -80,10 +83,8 @@ def main() -> None:
             images = res.images * 2 - 1
             report = evaluate(images, wanted, **kw_eval)
             label = ("no guidance" if w == 1.0 else f"CFG w={w:g}") + (f", {sampler}" if sampler else "")
-            if cfg_options and w != 1.0:
-                label += " (" + ", ".join(f"{k}={v}" for k, v in cfg_options.items()) + ")"
-            elif w != 1.0 and pipe.spec.default_guidance == "cfg" and pipe.spec.default_guidance_options:
-                label += " (" + ", ".join(f"{k}={v}" for k, v in pipe.spec.default_guidance_options.items()) + ")"
+            if shown_options and w != 1.0:
+                label += " (" + ", ".join(f"{k}={v}" for k, v in shown_options.items()) + ")"
             if args.steps:
                 label += f", {args.steps} steps"
             print(row(label, report, colour_report(images, reference), sum(res.nfe) / n, per_image))

@@ -1,8 +1,10 @@
 """The var-shapes trainer runs end to end (a few steps) and writes checkpoints the loader accepts."""
 
+import pytest
 import torch
 
 from genloom import Engine
+from genloom.engine.errors import InvalidRequest
 from genloom.plugins.var.train import SHAPES_VAR, TrainSettings, train_var_shapes, vqvae_loss
 from genloom.plugins.var.vqvae import VQVAE
 
@@ -44,10 +46,6 @@ def test_a_run_continues_from_a_vqvae_and_transformer_and_writes_checkpoints(tmp
     assert sorted(p.name for p in (tmp_path / "b").glob("var_shapes_step*")) == ["var_shapes_step2.safetensors"]
     start, end = load_file(var_path), load_file(var2)
     assert start.keys() == end.keys() and not all(torch.equal(start[k], end[k]) for k in start)
-    import pytest
-
-    from genloom.engine.errors import InvalidRequest
-
     wrong = TrainSettings(train_size=64, var_steps=1, batch_size=4, vae=str(vae_path), init=str(vae_path))
     with pytest.raises(InvalidRequest, match="--init .* does not fit the var-shapes transformer"):
         train_var_shapes(tmp_path / "c", wrong, log=lambda _: None)  # a VQVAE file is not a transformer

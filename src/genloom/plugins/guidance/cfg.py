@@ -36,14 +36,14 @@ def implied_schedule(schedule: str | None, values: Mapping[str, Any]) -> str | N
     its schedule (as diffusers' ``start``/``stop`` do), and one that the named schedule would ignore is an error
     rather than a silent no-op."""
     defaults = {o.name: o.default for o in CFG_OPTIONS}
-    shaped = [kind for kind, names in SCHEDULE_OPTIONS.items()
-              if any(values[n] is not None and values[n] != defaults[n] for n in names)]
+    given = {n for n, v in values.items() if v is not None and v != defaults[n]}
+    shaped = [kind for kind, names in SCHEDULE_OPTIONS.items() if given.intersection(names)]
     if schedule is None and len(shaped) == 1:
         return shaped[0]
     stray = [kind for kind in shaped if kind != schedule]
     if stray:
-        given = ", ".join(n for kind in stray for n in SCHEDULE_OPTIONS[kind] if values[n] != defaults[n])
-        raise InvalidRequest(f"CFG option(s) {given} shape the {'/'.join(stray)} schedule, not schedule="
+        named = ", ".join(n for kind in stray for n in SCHEDULE_OPTIONS[kind] if n in given)
+        raise InvalidRequest(f"CFG option(s) {named} shape the {'/'.join(stray)} schedule, not schedule="
                              f"{schedule!r}: drop them or pass schedule= the one you mean.")
     return schedule
 
