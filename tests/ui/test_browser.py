@@ -96,6 +96,7 @@ def test_cancel_stops_a_long_run(page):
     # waits are for states; their bounds are generous so a busy machine only makes the test slower
     page.wait_for_selector("#status :text-matches('step [0-9]+/1000')", timeout=300_000)
     page.click("#cancel-button")
+    page.wait_for_selector("#cancel-note :text('cancel sent to 1 running job(s)')", timeout=300_000)
     page.wait_for_selector("#status :text('cancelled')", timeout=300_000)
     assert "1000/1000" not in page.locator("#status").inner_text()
 

@@ -6,7 +6,7 @@ import pytest
 
 from genloom import GenerationCancelled, InvalidRequest
 from genloom.engine.progress import CancelToken
-from genloom.ui.service import parse_options
+from genloom.ui.service import SessionJobs, parse_options
 
 
 @pytest.fixture
@@ -69,6 +69,15 @@ def test_cancel_stops_the_running_job_within_a_step(svc):
     # the worker may have queued a few more steps before this thread read "step 2" (the sampler's own
     # within-one-step guarantee is tested in tests/samplers); it must stop long before the end
     assert int(seen[-1].split()[1].split("/")[0]) < 100
+
+
+def test_cancel_counts_only_the_jobs_still_running():
+    jobs = SessionJobs()
+    ended, running = jobs.new_token(), jobs.new_token()
+    jobs.forget(ended)
+    assert jobs.cancel_all() == 1
+    assert running.cancelled and not ended.cancelled
+    assert jobs.cancel_all() == 0 and jobs.started == 2
 
 
 def test_a_model_runs_one_job_at_a_time(svc):

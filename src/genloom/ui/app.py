@@ -124,10 +124,13 @@ def build_app(service: GenerationService | None = None) -> Any:
         finally:
             if not finished:  # the client went away or cancelled (gradio_client job.cancel()): stop the job
                 token.cancel()
+            jobs.forget(token)
 
     def cancel(jobs: SessionJobs | None) -> str:
+        """Its answer goes to its own note: the job's stream alone writes the status, so a late reply to the click
+        cannot overwrite the job's last word ("cancelled", "done")."""
         count = jobs.cancel_all() if jobs is not None else 0
-        return "cancelling…" if count else "nothing to cancel"
+        return f"cancel sent to {count} running job(s)" if count else "nothing to cancel"
 
     def compare(model_a: str, guidance_a: str, scale_a: float, model_b: str, guidance_b: str, scale_b: float,
                 classes: str, seed: Any, count: Any, steps: Any) -> tuple[Any, ...]:
@@ -191,6 +194,7 @@ def build_app(service: GenerationService | None = None) -> Any:
                     with gr.Row():
                         run = gr.Button("Generate", variant="primary", elem_id="generate-button")
                         stop = gr.Button("Cancel", variant="stop", elem_id="cancel-button")
+                    cancel_note = gr.Markdown("", elem_id="cancel-note")
                 with gr.Column(scale=2):
                     gallery = gr.Gallery(label="Images", format="png", columns=4, elem_id="gallery")
                     status = gr.Markdown("idle", elem_id="status")
@@ -203,7 +207,8 @@ def build_app(service: GenerationService | None = None) -> Any:
             run.click(generate, [model, classes, guidance, scale, sampler, steps, seed, count, options, weights, vae,
                                  jobs], [gallery, status, info, manifest], api_name="generate",
                       concurrency_limit=None)
-            stop.click(cancel, jobs, status, queue=False, **PRIVATE)
+            run.click(lambda: "", None, cancel_note, queue=False, **PRIVATE)
+            stop.click(cancel, jobs, cancel_note, queue=False, **PRIVATE)
             app.load(model_changed, model, [classes, guidance, sampler, scale, policy_help, options], **PRIVATE)
         with gr.Tab("Compare", id="compare"):
             gr.Markdown("The same seeds through two policies (or two models), side by side.")

@@ -46,6 +46,11 @@ class SessionJobs:
             self.started += 1
         return token
 
+    def forget(self, token: CancelToken) -> None:
+        """A job that ended leaves the list, so Cancel counts only the jobs still queued or running."""
+        with self._lock:
+            self._tokens = [t for t in self._tokens if t is not token]
+
     def cancel_all(self) -> int:
         with self._lock:
             tokens, self._tokens = self._tokens, []
