@@ -19,7 +19,13 @@ def load_model(args: argparse.Namespace) -> Any:
     import genloom
     from genloom.engine.options import parse_key_values
 
-    name = args.model if args.model in genloom.default_engine().models else args.model.split("-")[0]
+    models = genloom.default_engine().models
+    name = args.model
+    if name not in models:
+        if args.weights is None:  # a family's own defaults (e.g. a hub autoencoder) are not what was named
+            raise SystemExit(f"--model {name!r} is not registered ({', '.join(sorted(models))}); "
+                             f"give --weights to load a checkpoint of its family {name.split('-')[0]!r}.")
+        name = name.split("-")[0]
     extra = parse_key_values(args.load_option, "--load-option")
     if args.vae:
         extra["vae"] = args.vae
