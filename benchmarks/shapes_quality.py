@@ -4,10 +4,11 @@ samples, unguided and at guidance scales; the per-class accuracy of the last row
 VAR also the same figures on VQVAE reconstructions of real test images (a bound the transformer cannot beat).
 
     python benchmarks/shapes_quality.py --model var-shapes [--per-class 50] [--scales 1 5] [--top-k 0]
-        [--schedule constant] [-G stop=0.5 …: CFG options of the guided rows] [--seed 0]
+        [--policy cfg] [--schedule constant] [-G stop=0.5 …: options of the guided rows' policy] [--seed 0]
     python benchmarks/shapes_quality.py --model dimr-shapes --samplers ddim --steps 25 --scales 1 3
     options: [--grid docs/<model>_grid.png] [--weights W [--vae V] [-L key=value ...]] (a checkpoint instead of the
-    embedded asset); scale 1 means no guidance
+    embedded asset); scale 1 means no guidance; the guided rows run the model's default policy (and, when no -G is
+    given, its default options) unless --policy names another
     smoke mode (CI): --model var-shapes --per-class 1 --scales 1 --num-reference 50
 """
 
@@ -44,20 +45,24 @@ def main() -> None:
     parser.add_argument("--samplers", nargs="+", default=[None])
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--top-k", type=int, default=None, help="next-scale models only")
+    parser.add_argument("--policy", default=None, help="guidance policy of the guided rows (e.g. cfg, "
+                        "cfg+autoguidance); default: the model's")
     parser.add_argument("--schedule", default=None, help="CFG schedule (constant, linear, ...); default: the model's")
     parser.add_argument("-G", "--guidance-option", action="append", default=[],
-                        help="a CFG option KEY=VALUE for the guided rows (e.g. stop=0.5: a step window)")
+                        help="an option KEY=VALUE of the guided rows' policy (e.g. stop=0.5: a step window; "
+                             "autoguidance.scale=2 in a stack)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-reference", type=int, default=5000)
     parser.add_argument("--grid", default=None)
     args = parser.parse_args()
     pipe = load_model(args)
-    cfg_options = parse_key_values(args.guidance_option, "--guidance-option")
+    policy = args.policy or pipe.spec.default_guidance
+    guided_options = parse_key_values(args.guidance_option, "--guidance-option")
     if args.schedule:
-        cfg_options["schedule"] = args.schedule
-    # the CFG options a guided row runs with: the ones given, else the model's defaults for its default CFG
-    default_cfg = pipe.spec.default_guidance_options if pipe.spec.default_guidance == "cfg" else {}
-    shown_options = cfg_options or default_cfg
+        guided_options["schedule"] = args.schedule
+    # the options a guided row runs with: the ones given, else the model's defaults for its default policy
+    shown_options = guided_options or (
+        pipe.spec.default_guidance_options if policy == pipe.spec.default_guidance else {})
     n = 10 * args.per_class
     real, labels = load_split("test", n, start=10_000)
     reference, _ = load_split("test", min(args.num_reference, 5000))
@@ -76,13 +81,13 @@ def main() -> None:
     for sampler in args.samplers:
         for w in args.scales:
             t0 = time.perf_counter()
-            kw = {"guidance": "none"} if w == 1.0 else {"guidance": "cfg", "guidance_scale": w, **cfg_options}
+            kw = {"guidance": "none"} if w == 1.0 else {"guidance": policy, "guidance_scale": w, **guided_options}
             res = pipe(labels=wanted, seed=args.seed, output_type="pt", batch_size=100, sampler=sampler,
                        steps=args.steps, **kw, **sampler_kw)
             per_image = (time.perf_counter() - t0) / n
             images = res.images * 2 - 1
             report = evaluate(images, wanted, **kw_eval)
-            label = ("no guidance" if w == 1.0 else f"CFG w={w:g}") + (f", {sampler}" if sampler else "")
+            label = ("no guidance" if w == 1.0 else f"{policy} w={w:g}") + (f", {sampler}" if sampler else "")
             if shown_options and w != 1.0:
                 label += " (" + ", ".join(f"{k}={v}" for k, v in shown_options.items()) + ")"
             if args.steps:

@@ -16,7 +16,9 @@ def svc(make_service):
 
 def test_registry_views(svc):
     names = svc.model_names()
-    assert names[:2] == ["var-shapes", "smoke"] and {"tiny-dimr", "var-d16"} <= set(names)  # default, embedded
+    assert names[0] == "var-shapes" and set(names[1:3]) == {"smoke", "lamamba-shapes"}  # default, embedded
+    assert {"tiny-dimr", "var-d16"} <= set(names)
+    assert svc.policies_for("lamamba-shapes")[:2] == ["none", "cfg+autoguidance"]  # its default stack is offered
     assert svc.class_names("tiny-dimr")[:2] == ["circle", "square"]
     assert "cfg" in svc.policies_for("tiny-dimr") and "cfg" not in svc.policies_for("smoke")
     assert "dpm-solver-fast" in svc.samplers_for("tiny-dimr") and svc.samplers_for("smoke") == ["one-step"]

@@ -109,7 +109,10 @@ class GenerationService:
 
     def policies_for(self, model: str) -> list[str]:
         spec = self.engine.models[model]
-        return ["none"] + sorted(p.name for p in self.engine.guidance.values() if spec.paradigm in p.paradigms)
+        names = sorted(p.name for p in self.engine.guidance.values() if spec.paradigm in p.paradigms)
+        if spec.default_guidance and spec.default_guidance not in names:  # the model's own stack
+            names.insert(0, spec.default_guidance)
+        return ["none"] + names
 
     def samplers_for(self, model: str) -> list[str]:
         spec = self.engine.models[model]
@@ -225,7 +228,7 @@ class GenerationService:
         extra = parse_options(options)
         policy = policy_spec(self.engine.guidance, guidance)
         if policy is None and guidance in (None, "") and spec.default_guidance:
-            policy = self.engine.guidance.get(spec.default_guidance)
+            policy = policy_spec(self.engine.guidance, spec.default_guidance)  # a stack is a default too
         sampler_spec = self.engine.samplers.get(sampler or spec.default_sampler or "")
         route_options(extra, policy, sampler_spec, reserved=CALL_ARGUMENTS)  # typed errors, before any work
         kwargs.update(extra)

@@ -22,7 +22,8 @@ class DistillSettings:
         "help": "reverse-kl (rkl), softened-reverse-kl (sf), js, squared-hellinger (sh), forward-kl (fkl), "
                 "jeffreys (jf)."})
     guidance_scale: float | None = field(default=None, metadata={
-        "help": "The teacher's CFG strength w baked into the student (default: the teacher's own default; 1: none)."})
+        "help": "The teacher's CFG strength w baked into the student (default: the scale of the teacher's default "
+                "CFG, alone or leading its default stack; 1: none)."})
     seed: int = field(default=0, metadata={"help": "Seed of the initialisation and of every draw."})
     steps: int = field(default=2000, metadata={
         "help": "Iterations in all (legs add up to this); every --student-update-freq-th updates the student."})

@@ -23,6 +23,7 @@ from ...engine.devices import process_state, resolve_device
 from ...engine.errors import InvalidRequest
 from ...engine.options import parse_key_values
 from ...engine.specs import Paradigm
+from ...engine.stacking import SEPARATOR
 from ...training import (
     check_output_folder,
     check_settings,
@@ -72,7 +73,9 @@ def load_teacher(engine: Any, s: DistillSettings, device: torch.device) -> Teach
                              f"genloom.samplers.diffusion.TrainableDiffusionModel).")
     w = s.guidance_scale
     if w is None:
-        w = spec.default_guidance_scale if spec.default_guidance == "cfg" and spec.default_guidance_scale else 1.0
+        # the scale of the teacher's default CFG, alone or leading its default stack (only CFG can be baked in)
+        leads_with_cfg = (spec.default_guidance or "").split(SEPARATOR)[0] == "cfg"
+        w = spec.default_guidance_scale if leads_with_cfg and spec.default_guidance_scale else 1.0
     if w != 1.0 and model.null_class is None:
         raise InvalidRequest(f"--guidance-scale {w} bakes CFG into the student, but teacher {s.teacher!r} has no null "
                              f"class (it was not trained for CFG); use --guidance-scale 1.")
