@@ -40,8 +40,9 @@ def save_real_npz(folder, count: int = 64):
     return path
 
 
-def teacher_plugin(weights, guidance_scale: float | None = 2.0) -> types.ModuleType:
-    """``tiny-teacher`` with ``weights`` as its default (a checkpoint without a null row is class-free)."""
+def teacher_plugin(weights, guidance_scale: float | None = 2.0, **spec: object) -> types.ModuleType:
+    """``tiny-teacher`` with ``weights`` as its default (a checkpoint without a null row is class-free); ``spec``
+    overrides fields of its ``ModelSpec`` (e.g. a default guidance stack)."""
 
     @hookimpl
     def register_models(register):
@@ -50,9 +51,9 @@ def teacher_plugin(weights, guidance_scale: float | None = 2.0) -> types.ModuleT
         register(ModelSpec(name="tiny-teacher", factory=_build, paradigm=Paradigm.DIFFUSION, num_classes=10,
                            null_class=10, image_size=8, class_names=CLASS_NAMES,
                            default_weights=str(weights), default_sampler="ddim", default_steps=4,
-                           default_guidance="cfg" if guidance_scale else None,
-                           default_guidance_scale=guidance_scale, description="tiny random LaMamba for tests",
-                           extra={"vae": None, "noise_schedule": SHAPES_NOISE}))
+                           **{"default_guidance": "cfg" if guidance_scale else None,
+                              "default_guidance_scale": guidance_scale, "description": "tiny random LaMamba for tests",
+                              "extra": {"vae": None, "noise_schedule": SHAPES_NOISE}, **spec}))
 
     module = types.ModuleType("genloom_tiny_teacher")
     module.register_models = register_models

@@ -163,3 +163,22 @@ def test_the_teachers_cfg_is_baked_into_its_target_and_w_one_is_the_conditional_
         uncond = plain.x0(teacher.denoiser(), x_t, d.t, torch.full_like(d.labels, 10))
     torch.testing.assert_close(guided, cond + 2.0 * (cond - uncond), rtol=1e-5, atol=1e-6)
     assert not torch.allclose(guided, cond)
+
+
+def test_a_baked_stack_adds_cfg_only_in_its_window_and_the_guides_autoguidance_everywhere(teacher, tmp_path):
+    engine = Engine(third_party=False, strict=True, plugins=[("tiny", teacher_plugin(save_teacher(tmp_path)))])
+    guide = engine.build_model("tiny-teacher", weights=save_teacher(tmp_path, seed=1)).denoiser()
+    d = _draws(seed=7)
+    t = torch.tensor([20, 300, 499, 500, 700, 979])
+    x_t = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(8))
+    torch.manual_seed(0)
+    dist = Distiller(teacher, divergence("js"), 3.0, (20, 979), cfg_from=500, guide=guide, guide_scale=4.0)
+    guided, _ = dist.teacher_x0(x_t, t, d.labels)
+    with torch.no_grad():
+        cond = dist.x0(teacher.denoiser(), x_t, t, d.labels)
+        uncond = dist.x0(teacher.denoiser(), x_t, t, torch.full_like(d.labels, 10))
+        weak = dist.x0(guide, x_t, t, d.labels)
+    window = (t >= 500).float().reshape(-1, 1, 1, 1)
+    torch.testing.assert_close(guided, cond + 2.0 * window * (cond - uncond) + 3.0 * (cond - weak),
+                               rtol=1e-5, atol=1e-5)
+    assert not any(p.requires_grad for p in dist.guide.parameters())

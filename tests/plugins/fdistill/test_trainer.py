@@ -121,3 +121,36 @@ def test_the_cli_distils_a_generic_family_checkpoint_and_two_processes_agree_wit
     bad = run_cli("distill", "--teacher", "smoke", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "distils diffusion models" in bad.stderr
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_the_teachers_default_stack_is_baked_in_cfg_window_and_guide_and_each_can_be_changed(files, tmp_path):
+    from genloom.plugins.fdistill.trainer import baked_guidance
+
+    _, weights, npz = files
+    guide = save_teacher(tmp_path, seed=1)
+    stack = dict(default_guidance="cfg+autoguidance", default_guidance_scale=3.0,
+                 default_guidance_options={"stop": 0.5, "autoguidance.scale": 4.0,
+                                           "autoguidance.guide_weights": str(guide)})
+    spec = replace(_engine(weights).models["tiny-teacher"], **stack)
+    assert baked_guidance(spec, DistillSettings()) == (3.0, 0.5, str(guide), 4.0)
+    assert baked_guidance(spec, DistillSettings(guide_weights="none", cfg_stop=1.0)) == (3.0, 1.0, None, 1.0)
+    assert baked_guidance(spec, DistillSettings(guidance_scale=2.0, guide_scale=2.5)) == (2.0, 0.5, str(guide), 2.5)
+    plain = replace(spec, default_guidance="cfg", default_guidance_options={})
+    assert baked_guidance(plain, DistillSettings()) == (3.0, 1.0, None, 1.0)
+    for change, message in [(dict(cfg_stop=0.0), "--cfg-stop must be in"), (dict(guide_scale=0.5), "must be ≥ 1"),
+                            (dict(guide_weights="none", guide_scale=2.0), "there is no guide")]:
+        with pytest.raises(InvalidRequest, match=message):
+            baked_guidance(spec, DistillSettings(**change))
+    with pytest.raises(InvalidRequest, match="needs --guide-scale"):
+        baked_guidance(plain, DistillSettings(guide_weights=str(guide)))
+
+    engine = _engine(weights, **stack)
+    a = distill(tmp_path / "a", _settings(npz, steps=3), engine=engine, log=quiet)
+    config = engine.load("fdistill", weights=a)(labels=[1], seed=0, output_type="pt").manifest["config"]
+    assert config["baked_guide"]["guide_weights"] == str(guide) and config["baked_guide"]["cfg_stop"] == 0.5
+    assert config["baked_guide"]["guide_sha256"] == hashlib.sha256(guide.read_bytes()).hexdigest()
+    state = str(a.with_name("tiny-teacher-fdistill-js_state.safetensors"))
+    with pytest.raises(InvalidRequest, match="from another configuration .*baked_guide"):
+        distill(tmp_path / "b", _settings(npz, steps=6, guide_weights="none"), resume=state, engine=engine, log=quiet)
+    b = distill(tmp_path / "b", _settings(npz, steps=6), resume=state, engine=engine, log=quiet)
+    assert json.loads(read_metadata(b)["genloom_fdistill"])["iterations"] == 6

@@ -51,7 +51,8 @@ class Distiller(torch.nn.Module):
 
     def __init__(self, teacher: Any, divergence: Divergence, guidance_scale: float, t_range: tuple[int, int],
                  ratio_bins: int = 10, ratio_ema: float = 0.0, gan_weight: float = 3e-3,
-                 disc_weight: float = 1.0) -> None:
+                 disc_weight: float = 1.0, cfg_from: int = 0, guide: torch.nn.Module | None = None,
+                 guide_scale: float = 1.0) -> None:
         super().__init__()
         self.teacher = teacher
         teacher.denoiser().requires_grad_(False).eval()
@@ -59,6 +60,9 @@ class Distiller(torch.nn.Module):
         self.student_ema = copy.deepcopy(self.student).requires_grad_(False).eval()
         self.fake = copy.deepcopy(teacher.denoiser()).requires_grad_(True).train()
         self.divergence, self.guidance_scale = divergence, guidance_scale
+        self.cfg_from = cfg_from  # CFG is baked in at t ≥ cfg_from (0: everywhere)
+        self.guide = None if guide is None else guide.requires_grad_(False).eval()
+        self.guide_scale = guide_scale
         self.gan_weight, self.disc_weight = gan_weight, disc_weight
         self.t_range = t_range
         self.conditional = teacher.spec.num_classes > 0  # a class-free teacher gets no labels (drawn ones unused)
@@ -91,15 +95,21 @@ class Distiller(torch.nn.Module):
         return one_step(self.teacher.with_denoiser(net or self.student), z, labels, self.t_top, self.abar)
 
     def teacher_x0(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> Any:
-        """(guided x̂0 without grad, conditional features with grad): CFG ``D + (w − 1)(D − D_∅)`` baked in."""
+        """(guided x̂0 without grad, conditional features with grad): the guidance baked in, as a stack of CFG and
+        autoguidance combines it — ``D + (w − 1)(D − D_∅)·[t ≥ cfg_from] + (w_g − 1)(D − D_guide)``."""
         cond, feats = self.x0(self.teacher.denoiser(), x_t, t, labels, features=True)
         cond = cond.detach()
-        if self.guidance_scale != 1.0:
-            with torch.no_grad():
+        refs, strengths = [], []
+        with torch.no_grad():
+            if self.guidance_scale != 1.0:
                 null = torch.full_like(labels, self.teacher.null_class)
-                uncond = self.x0(self.teacher.denoiser(), x_t, t, null)
-            strength = torch.full((1, len(cond)), self.guidance_scale - 1.0, dtype=torch.float64)
-            cond = default_dispatcher()("guidance_combine", cond, [uncond], strength)  # CFG's one rule
+                refs.append(self.x0(self.teacher.denoiser(), x_t, t, null))
+                strengths.append((t.cpu() >= self.cfg_from).double() * (self.guidance_scale - 1.0))
+            if self.guide is not None and self.guide_scale != 1.0:
+                refs.append(self.x0(self.guide, x_t, t, labels))
+                strengths.append(torch.full((len(cond),), self.guide_scale - 1.0, dtype=torch.float64))
+        if refs:
+            cond = default_dispatcher()("guidance_combine", cond, refs, torch.stack(strengths))  # the policies' rule
         return cond, feats
 
     # -- the two steps ------------------------------------------------------------------------------------------

@@ -24,6 +24,15 @@ class DistillSettings:
     guidance_scale: float | None = field(default=None, metadata={
         "help": "The teacher's CFG strength w baked into the student (default: the scale of the teacher's default "
                 "CFG, alone or leading its default stack; 1: none)."})
+    guide_weights: str | None = field(default=None, metadata={
+        "help": "An autoguidance guide baked in beside the CFG: a weaker checkpoint of the teacher (default: the "
+                "guide of the teacher's default stack when it has autoguidance; 'none': no guide)."})
+    guide_scale: float | None = field(default=None, metadata={
+        "help": "Autoguidance strength of the baked guide (default: the teacher's default stack's "
+                "autoguidance.scale)."})
+    cfg_stop: float | None = field(default=None, metadata={
+        "help": "Bake CFG in only at t ≥ (1 − cfg_stop)·T, the noise range a sampler's first cfg_stop of its steps "
+                "covers (default: the stop of the teacher's default CFG window, else 1: everywhere)."})
     seed: int = field(default=0, metadata={"help": "Seed of the initialisation and of every draw."})
     steps: int = field(default=2000, metadata={
         "help": "Iterations in all (legs add up to this); every --student-update-freq-th updates the student."})
@@ -53,7 +62,7 @@ class DistillSettings:
 
 
 #: settings a resumed run must share with the state it continues (the rest, e.g. --steps, may change)
-SAME_RUN = ("teacher", "teacher_weights_sha256", "teacher_option", "divergence", "guidance_scale", "batch_size",
-            "seed", "student_update_freq", "ratio_bins", "t_min", "t_max", "data", "data_size")
+SAME_RUN = ("teacher", "teacher_weights_sha256", "teacher_option", "divergence", "guidance_scale", "baked_guide",
+            "batch_size", "seed", "student_update_freq", "ratio_bins", "t_min", "t_max", "data", "data_size")
 #: the safetensors metadata key of a student file (the teacher, its options, the divergence, w)
 METADATA_KEY = "genloom_fdistill"

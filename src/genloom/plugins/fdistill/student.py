@@ -1,9 +1,10 @@
 """The f-distill student family: a one-step generator that is the teacher's family around the student network.
 
 A student file is a checkpoint of the teacher's family (the same keys) whose metadata names the teacher, its load
-options and configuration, the divergence and the CFG strength baked in. Loading it builds the teacher's family
-through the engine (``LoadOptions.load_model``) with the student's weights — the teacher's own weights are not
-needed — and sampling is one network evaluation: ``x̂0(σ_T·z, T, c)``, decoded.
+options and configuration, the divergence and the guidance baked in (CFG's strength and window, an autoguidance
+guide). Loading it builds the teacher's family through the engine (``LoadOptions.load_model``) with the student's
+weights — the teacher's own weights are not needed — and sampling is one network evaluation: ``x̂0(σ_T·z, T, c)``,
+decoded.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class StudentConfig:
     teacher: str
     divergence: str
     guidance_scale: float
+    baked_guide: dict[str, Any] | None = None  # CFG's window and the autoguidance guide baked in, if any
     teacher_weights: str = ""
     teacher_sha256: str = ""
     teacher_options: dict[str, Any] | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -51,6 +52,22 @@ class Teacher:
     options: dict[str, Any]
     config: dict[str, Any] | None
     guidance_scale: float
+    cfg_stop: float = 1.0
+    guide: Any = None  # the baked autoguidance guide (a model of the teacher's family) or None
+    guide_weights: str | None = None
+    guide_sha256: str | None = None
+    guide_scale: float = 1.0
+
+    def baked_guide(self) -> dict[str, Any] | None:
+        """What the student bakes in beyond plain CFG (None: nothing — so states of CFG-only runs still resume)."""
+        if self.guide is None and self.cfg_stop == 1.0:
+            return None
+        return {"cfg_stop": self.cfg_stop, "guide_weights": self.guide_weights, "guide_sha256": self.guide_sha256,
+                "guide_scale": self.guide_scale}
+
+    def describe(self) -> str:
+        text = f"CFG w {self.guidance_scale:g}" + (f" on the top {self.cfg_stop:g} of t" if self.cfg_stop < 1 else "")
+        return text + (f", autoguidance w {self.guide_scale:g} by {self.guide_weights}" if self.guide else "")
 
 
 def student_name(teacher: str, divergence: str) -> str:
@@ -71,21 +88,57 @@ def load_teacher(engine: Any, s: DistillSettings, device: torch.device) -> Teach
         raise InvalidRequest(f"Model {s.teacher!r} (plugin {spec.plugin!r}) does not offer the trainable diffusion "
                              f"protocol f-distill needs (missing {', '.join(missing)}; see "
                              f"genloom.samplers.diffusion.TrainableDiffusionModel).")
-    w = s.guidance_scale
-    if w is None:
-        # the scale of the teacher's default CFG, alone or leading its default stack (only CFG can be baked in)
-        leads_with_cfg = (spec.default_guidance or "").split(SEPARATOR)[0] == "cfg"
-        w = spec.default_guidance_scale if leads_with_cfg and spec.default_guidance_scale else 1.0
+    w, cfg_stop, guide_ref, guide_scale = baked_guidance(spec, s)
     if w != 1.0 and model.null_class is None:
         raise InvalidRequest(f"--guidance-scale {w} bakes CFG into the student, but teacher {s.teacher!r} has no null "
                              f"class (it was not trained for CFG); use --guidance-scale 1.")
-    if not w >= 1.0:
-        raise InvalidRequest(f"--guidance-scale must be ≥ 1 (1: no CFG), got {w}.")
+    guide = None
+    if guide_ref is not None:
+        guide = engine.build_model(s.teacher, weights=guide_ref, device=device, dtype=model.dtype, **options)
+        if tuple(guide.latent_shape) != tuple(model.latent_shape):
+            raise InvalidRequest(f"The guide {guide_ref!r} works on latents {tuple(guide.latent_shape)}, the teacher "
+                                 f"on {tuple(model.latent_shape)}: a guide is a weaker checkpoint of the same model.")
     file = model.weights[0]
     config = getattr(model, "config", None)
     return Teacher(model=model, name=s.teacher, weights_ref=s.teacher_weights or spec.default_weights or "",
                    sha256=file.sha256, options=dict(options),
-                   config=asdict(config) if dataclasses.is_dataclass(config) else None, guidance_scale=float(w))
+                   config=asdict(config) if dataclasses.is_dataclass(config) else None, guidance_scale=float(w),
+                   cfg_stop=cfg_stop, guide=guide, guide_weights=None if guide is None else str(guide_ref),
+                   guide_sha256=None if guide is None else guide.weights[0].sha256, guide_scale=guide_scale)
+
+
+def baked_guidance(spec: Any, s: DistillSettings) -> tuple[float, float, str | None, float]:
+    """(CFG w, CFG's stop, guide weights or None, guide w): what is given, else the teacher's default guidance —
+    of a policy or a stack, CFG (with its step window) and autoguidance are what a one-step student can bake in."""
+    parts = (spec.default_guidance or "").split(SEPARATOR)
+    opts = dict(spec.default_guidance_options or {})
+
+    def default(policy: str, key: str) -> Any:  # a stack names the first policy's options plainly, others prefixed
+        if policy not in parts:
+            return None
+        if key == "scale" and parts[0] == policy:
+            return spec.default_guidance_scale
+        return opts.get(f"{policy}.{key}", opts.get(key) if parts[0] == policy else None)
+
+    w = s.guidance_scale if s.guidance_scale is not None else (default("cfg", "scale") or 1.0)
+    if not w >= 1.0:
+        raise InvalidRequest(f"--guidance-scale must be ≥ 1 (1: no CFG), got {w}.")
+    stop = s.cfg_stop if s.cfg_stop is not None else float(default("cfg", "stop") or 1.0)
+    if not 0.0 < stop <= 1.0:
+        raise InvalidRequest(f"--cfg-stop must be in (0, 1] (1: CFG at every noise level), got {stop}.")
+    guide = s.guide_weights if s.guide_weights is not None else default("autoguidance", "guide_weights")
+    guide = None if guide in (None, "", "none") else str(guide)
+    if guide is None:
+        if s.guide_scale is not None:
+            raise InvalidRequest("--guide-scale bakes autoguidance in, but there is no guide: pass --guide-weights "
+                                 "(a weaker checkpoint of the teacher).")
+        return float(w), stop, None, 1.0
+    g = s.guide_scale if s.guide_scale is not None else default("autoguidance", "scale")
+    if g is None:
+        raise InvalidRequest(f"--guide-weights {guide!r} needs --guide-scale (the autoguidance strength, ≥ 1).")
+    if not g >= 1.0:
+        raise InvalidRequest(f"--guide-scale must be ≥ 1 (1: no autoguidance), got {g}.")
+    return float(w), stop, guide, float(g)
 
 
 def real_data(teacher: Teacher, s: DistillSettings, log: Callable[[str], None]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,7 +212,8 @@ def student_metadata(teacher: Teacher, s: DistillSettings, steps: int, t_top: in
     info = {"teacher": teacher.name, "teacher_weights": teacher.weights_ref, "teacher_sha256": teacher.sha256,
             "teacher_options": teacher.options, "teacher_config": teacher.config,
             "divergence": find_divergence(s.divergence).name, "guidance_scale": teacher.guidance_scale,
-            "t_top": t_top, "iterations": steps, "train_seconds": round(seconds, 1)}
+            "baked_guide": teacher.baked_guide(), "t_top": t_top, "iterations": steps,
+            "train_seconds": round(seconds, 1)}
     return {METADATA_KEY: json.dumps(info, sort_keys=True)}
 
 
@@ -184,7 +238,8 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     stem = student_name(s.teacher, s.divergence)
     out = check_output_folder(out_dir, (f"{stem}.safetensors",), resuming=resume is not None)
     run_settings = {**asdict(s), "teacher_weights_sha256": teacher.sha256, "divergence": div.name,
-                    "guidance_scale": teacher.guidance_scale, "teacher_option": list(s.teacher_option)}
+                    "guidance_scale": teacher.guidance_scale, "baked_guide": teacher.baked_guide(),
+                    "teacher_option": list(s.teacher_option)}
     if resume:
         check_training_state(resume, run_settings, SAME_RUN)  # another teacher's or run's state: refused here
     real, real_labels = real_data(teacher, s, log)
@@ -203,7 +258,7 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         log(f"resuming at iteration {start} from {resume}")
     spec = teacher.model.spec
     shape = tuple(teacher.model.latent_shape)
-    log(f"distilling {teacher.name} (CFG w {teacher.guidance_scale:g}) with {div.name} on {device}, "
+    log(f"distilling {teacher.name} ({teacher.describe()}) with {div.name} on {device}, "
         f"{world} process(es)")
     bar = _progress(s.steps, start, state.is_main_process)
     t0 = time.perf_counter()
@@ -264,8 +319,11 @@ def _build_run(teacher: Teacher, div: Any, s: DistillSettings, device: torch.dev
     """The distiller on ``device``, its two optimizers (student; fake score + head) and the modules a state holds."""
     horizon = teacher.model.noise_schedule.num_train_timesteps
     t_range = (round(s.t_min * (horizon - 1)), round(s.t_max * (horizon - 1)))
+    cfg_from = math.ceil((1.0 - teacher.cfg_stop) * horizon)  # the timesteps a sampler's first cfg_stop covers
     distiller = Distiller(teacher.model, div, teacher.guidance_scale, t_range, s.ratio_bins, s.ratio_ema,
-                          s.gan_weight, s.disc_weight).to(device)
+                          s.gan_weight, s.disc_weight, cfg_from=cfg_from,
+                          guide=None if teacher.guide is None else teacher.guide.denoiser(),
+                          guide_scale=teacher.guide_scale).to(device)
     adamw = {"betas": (0.9, 0.999), "weight_decay": 0.01}
     optimizers = {
         "student": torch.optim.AdamW(distiller.student.parameters(), lr=s.lr, **adamw),
