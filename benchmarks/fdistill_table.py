@@ -6,7 +6,8 @@ checked per student (≥ 20× faster per image, FD ≤ 2× the teacher's, accura
         [--teacher-sampler ddim --teacher-steps 25]
     (a student is a `genloom distill` output file or a registered student name; the teacher is the one the first
     student names — its weights and load options — sampled with its default sampler and steps unless given, and
-    the CFG strength the students distilled; every model makes the same labels with the same seeds)
+    the guidance the first student baked in: CFG, its window, an autoguidance guide; every model makes the same
+    labels with the same seeds)
     smoke mode (CI): --students checkpoints/lamamba_shapes_fdistill_js.safetensors --teacher-steps 2 --per-class 1
         --num-reference 50 --batch-size 10
 """
@@ -19,16 +20,25 @@ import time
 import genloom
 from genloom.data import load_split
 from genloom.eval import evaluate
+from genloom.plugins.fdistill.student import teacher_guidance
 
 
-def measure(pipe, labels: list[int], seed: int, batch: int, num_reference: int) -> dict:  # noqa: ANN001
+def measure(pipe, labels: list[int], seed: int, batch: int, num_reference: int, **request) -> dict:  # noqa: ANN001
     """Images (timed after a warm-up batch) and their scores."""
-    pipe(labels=labels[:batch], seed=seed + 10_000, output_type="pt", batch_size=batch)  # warm-up: lazy imports
+    pipe(labels=labels[:batch], seed=seed + 10_000, output_type="pt", batch_size=batch, **request)  # lazy imports
     t0 = time.perf_counter()
-    res = pipe(labels=labels, seed=seed, output_type="pt", batch_size=batch)
+    res = pipe(labels=labels, seed=seed, output_type="pt", batch_size=batch, **request)
     seconds = (time.perf_counter() - t0) / len(labels)
     report = evaluate(res.images * 2 - 1, labels, num_reference=num_reference, subsets=5 if len(labels) >= 50 else 1)
     return {"s_per_image": seconds, "nfe": sum(res.nfe) / len(labels), "report": report}
+
+
+def shown(request: dict) -> str:
+    """A guidance request in a table cell: ``cfg+autoguidance w 3, stop=0.5, autoguidance.scale=4``."""
+    if not request.get("guidance"):
+        return "no guidance"
+    extra = [f"{k}={v:g}" for k, v in request.items() if isinstance(v, float) and k != "guidance_scale"]
+    return ", ".join([f"{request['guidance']} w {request['guidance_scale']:g}", *extra])
 
 
 def load_student(student: str):  # noqa: ANN201
@@ -54,17 +64,17 @@ def main() -> None:
     c = students[0].model.config
     teacher_weights = args.teacher_weights or c.teacher_weights or None
     teacher = genloom.load(c.teacher, weights=teacher_weights, config=c.teacher_config, sampler=args.teacher_sampler,
-                           steps=args.teacher_steps, guidance="cfg", guidance_scale=c.guidance_scale,
-                           **(c.teacher_options or {}))
+                           steps=args.teacher_steps, **(c.teacher_options or {}))
+    request = teacher_guidance(c)  # the guidance the first student baked in
     spec = teacher.spec
     sampler = args.teacher_sampler or spec.default_sampler
     steps = args.teacher_steps or spec.default_steps
-    rows = [(f"teacher {c.teacher}", f"{sampler} {steps} steps, CFG w {c.guidance_scale:g}", "-",
-             measure(teacher, labels, args.seed, args.batch_size, args.num_reference))]
+    rows = [(f"teacher {c.teacher}", f"{sampler} {steps} steps, {shown(request)}", "-",
+             measure(teacher, labels, args.seed, args.batch_size, args.num_reference, **request))]
     for pipe in students:
         s = pipe.model.config
         trained = f"{s.iterations} it, {s.train_seconds / 60:.0f} min"
-        rows.append((f"student {s.divergence}", f"one step (CFG w {s.guidance_scale:g} distilled)", trained,
+        rows.append((f"student {s.divergence}", f"one step ({shown(teacher_guidance(s))} distilled)", trained,
                      measure(pipe, labels, args.seed, args.batch_size, args.num_reference)))
     base = rows[0][3]
     print(f"{len(labels)} samples per model (seed {args.seed}+, labels i % 10), {args.num_reference} test images as "

@@ -124,6 +124,7 @@ def test_the_cli_distils_a_generic_family_checkpoint_and_two_processes_agree_wit
 
 
 def test_the_teachers_default_stack_is_baked_in_cfg_window_and_guide_and_each_can_be_changed(files, tmp_path):
+    from genloom.plugins.fdistill.student import read_student_config, teacher_guidance
     from genloom.plugins.fdistill.trainer import baked_guidance
 
     _, weights, npz = files
@@ -149,6 +150,10 @@ def test_the_teachers_default_stack_is_baked_in_cfg_window_and_guide_and_each_ca
     config = engine.load("fdistill", weights=a)(labels=[1], seed=0, output_type="pt").manifest["config"]
     assert config["baked_guide"]["guide_weights"] == str(guide) and config["baked_guide"]["cfg_stop"] == 0.5
     assert config["baked_guide"]["guide_sha256"] == hashlib.sha256(guide.read_bytes()).hexdigest()
+    request = teacher_guidance(read_student_config(a))  # the teacher a benchmark compares this student with
+    assert request == {"guidance": "cfg+autoguidance", "guidance_scale": 3.0, "stop": 0.5, "autoguidance.scale": 4.0,
+                       "autoguidance.guide_weights": str(guide)}
+    assert engine.load("tiny-teacher")(labels=[1], seed=0, output_type="pt", **request).nfe == [4 + 2 + 4]
     state = str(a.with_name("tiny-teacher-fdistill-js_state.safetensors"))
     with pytest.raises(InvalidRequest, match="from another configuration .*baked_guide"):
         distill(tmp_path / "b", _settings(npz, steps=6, guide_weights="none"), resume=state, engine=engine, log=quiet)

@@ -39,6 +39,23 @@ class StudentConfig:
     train_seconds: float = 0.0
 
 
+def teacher_guidance(c: StudentConfig) -> dict[str, Any]:
+    """The teacher's guidance that the student baked in, as the keyword arguments of a pipeline call (what a
+    student is compared against)."""
+    baked = c.baked_guide or {}
+    guide = baked.get("guide_weights")
+    if c.guidance_scale == 1.0:
+        return {"guidance": "autoguidance", "guidance_scale": baked["guide_scale"], "guide_weights": guide} \
+            if guide else {"guidance": None}
+    request: dict[str, Any] = {"guidance": "cfg", "guidance_scale": c.guidance_scale}
+    if baked.get("cfg_stop", 1.0) < 1.0:
+        request["stop"] = baked["cfg_stop"]
+    if guide:
+        request.update({"guidance": "cfg+autoguidance", "autoguidance.scale": baked["guide_scale"],
+                        "autoguidance.guide_weights": guide})
+    return request
+
+
 def read_student_config(path: Any) -> StudentConfig:
     meta = weights.read_metadata(path)
     if METADATA_KEY not in meta:
