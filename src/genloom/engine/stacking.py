@@ -8,6 +8,7 @@ prediction adds each policy's correction: D̃ = D_c + Σ_p (D̃_p − D_c). Opti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,6 +44,18 @@ def stack_spec(specs: list[GuidanceSpec]) -> GuidanceSpec:
                         plugin=",".join(sorted({s.plugin for s in specs})))
 
 
+def part_options(names: list[str], i: int, scale: float | None,
+                 opts: Mapping[str, Any]) -> tuple[float | None, dict[str, Any]]:
+    """Policy ``names[i]``'s strength and own options in a stack's (or a single policy's) options: the first
+    policy's are plain or prefixed and its strength is ``scale``; another's are prefixed, its strength
+    ``<policy>.scale`` (None when not given)."""
+    prefix = f"{names[i]}."
+    own = {k[len(prefix):]: v for k, v in opts.items() if k.startswith(prefix)}
+    if i == 0:
+        return scale, {**{k: v for k, v in opts.items() if "." not in k}, **own}
+    return own.pop("scale", None), own
+
+
 @dataclass
 class StackState:
     states: list[Any]
@@ -60,16 +73,11 @@ class Stack:
     @classmethod
     def create(cls, specs: list[GuidanceSpec], scale: float | None, opts: dict[str, Any], context: Any) -> Stack:
         policies = []
+        names = [s.name for s in specs]
         for i, spec in enumerate(specs):
-            prefix = f"{spec.name}."
-            own = {k[len(prefix):]: v for k, v in opts.items() if k.startswith(prefix)}
-            if i == 0:
-                own = {**{k: v for k, v in opts.items() if "." not in k}, **own}
-                strength = scale
-            else:
-                strength = own.pop("scale", None)
-                if strength is None:
-                    raise InvalidRequest(f"Give the strength of {spec.name!r} in the stack: {spec.name}.scale=…")
+            strength, own = part_options(names, i, scale, opts)
+            if strength is None and i:
+                raise InvalidRequest(f"Give the strength of {spec.name!r} in the stack: {spec.name}.scale=…")
             extra = {"context": context} if spec.context else {}
             policies.append(spec.factory(scale=strength, **own, **extra))
         return cls(policies=tuple(policies), name=SEPARATOR.join(s.name for s in specs))

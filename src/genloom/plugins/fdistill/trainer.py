@@ -24,7 +24,7 @@ from ...engine.devices import process_state, resolve_device
 from ...engine.errors import InvalidRequest
 from ...engine.options import parse_key_values
 from ...engine.specs import Paradigm
-from ...engine.stacking import SEPARATOR
+from ...engine.stacking import SEPARATOR, part_options
 from ...training import (
     check_output_folder,
     check_settings,
@@ -111,14 +111,13 @@ def baked_guidance(spec: Any, s: DistillSettings) -> tuple[float, float, str | N
     """(CFG w, CFG's stop, guide weights or None, guide w): what is given, else the teacher's default guidance —
     of a policy or a stack, CFG (with its step window) and autoguidance are what a one-step student can bake in."""
     parts = (spec.default_guidance or "").split(SEPARATOR)
-    opts = dict(spec.default_guidance_options or {})
 
-    def default(policy: str, key: str) -> Any:  # a stack names the first policy's options plainly, others prefixed
+    def default(policy: str, key: str) -> Any:  # read as the stack reads its options
         if policy not in parts:
             return None
-        if key == "scale" and parts[0] == policy:
-            return spec.default_guidance_scale
-        return opts.get(f"{policy}.{key}", opts.get(key) if parts[0] == policy else None)
+        strength, own = part_options(parts, parts.index(policy), spec.default_guidance_scale,
+                                     spec.default_guidance_options or {})
+        return strength if key == "scale" else own.get(key)
 
     w = s.guidance_scale if s.guidance_scale is not None else (default("cfg", "scale") or 1.0)
     if not w >= 1.0:
