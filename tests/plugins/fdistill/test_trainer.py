@@ -159,3 +159,40 @@ def test_the_teachers_default_stack_is_baked_in_cfg_window_and_guide_and_each_ca
         distill(tmp_path / "b", _settings(npz, steps=6, guide_weights="none"), resume=state, engine=engine, log=quiet)
     b = distill(tmp_path / "b", _settings(npz, steps=6), resume=state, engine=engine, log=quiet)
     assert json.loads(read_metadata(b)["genloom_fdistill"])["iterations"] == 6
+
+
+def test_a_new_run_starts_from_a_kept_student_of_the_same_teacher_and_counts_its_iterations(files, tmp_path):
+    _, weights, npz = files
+    engine = _engine(weights)
+    first = distill(tmp_path / "a", _settings(npz, steps=4), engine=engine, log=quiet)
+    lines = []
+    # a tiny learning rate: the new run's student is the kept one, one AdamW step of 1e-12 away
+    second = distill(tmp_path / "b", _settings(npz, steps=2, lr=1e-12, divergence="rkl", seed=1,
+                                               init_student=str(first)), engine=engine, log=lines.append)
+    kept, started, teacher = load_file(first), load_file(second), load_file(weights)
+    assert max(float((kept[k] - started[k]).abs().max()) for k in kept) < 1e-6
+    assert any(not torch.equal(kept[k], teacher[k]) for k in kept)
+    assert any(f"starts from {first}" in line for line in lines)
+    meta = json.loads(read_metadata(second)["genloom_fdistill"])
+    assert meta["iterations"] == 4 + 2 and meta["divergence"] == "reverse-kl"
+    origin = meta["init_student"]
+    assert origin["iterations"] == 4 and origin["divergence"] == "js"
+    assert origin["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
+
+    # resuming the started run keeps its origin and its count
+    state = str(second.with_name("tiny-teacher-fdistill-reverse-kl_state.safetensors"))
+    third = distill(tmp_path / "c", _settings(npz, steps=3, lr=1e-12, divergence="rkl", seed=1), resume=state,
+                    engine=engine, log=quiet)
+    meta = json.loads(read_metadata(third)["genloom_fdistill"])
+    assert meta["iterations"] == 4 + 3 and meta["init_student"] == origin
+
+    # refused before any data is prepared: with --resume, a student of another teacher, a file that is no student
+    cases = [(dict(init_student=str(first)), dict(resume=state), engine, InvalidRequest, "pass one of them"),
+             (dict(init_student=str(first)), {}, _engine(save_teacher(tmp_path, seed=1)), InvalidRequest,
+              "not of this teacher"),
+             (dict(init_student=str(weights)), {}, engine, WeightsError, "not an f-distill student")]
+    for change, extra, on, error, message in cases:
+        lines.clear()
+        with pytest.raises(error, match=message):
+            distill(tmp_path / "d", _settings(npz, **change), engine=on, log=lines.append, **extra)
+        assert not any("encoding" in line for line in lines)

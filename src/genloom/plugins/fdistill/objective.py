@@ -158,6 +158,12 @@ class Distiller(torch.nn.Module):
                                                     "gan_loss_disc": float(disc.detach())}
 
     @torch.no_grad()
+    def start_student_from(self, state: dict[str, torch.Tensor]) -> None:
+        """The student and its EMA from a student file's weights (the fake score and the head stay as built)."""
+        self.student.load_state_dict(state, strict=True)
+        self.student_ema.load_state_dict(state, strict=True)
+
+    @torch.no_grad()
     def update_ema(self, decay: float) -> None:
         for pe, p in zip(self.student_ema.parameters(), self.student.parameters(), strict=True):
             pe.lerp_(p, 1 - decay)

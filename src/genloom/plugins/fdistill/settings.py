@@ -51,6 +51,11 @@ class DistillSettings:
         "help": "EMA of the per-bin ratio means (0: the current batch's, FastGen's default for batches of 512+; "
                 "with a few samples per bin that divides every ratio by itself)."})
     ema: float = field(default=0.995, metadata={"help": "EMA decay of the saved student (per student step)."})
+    init_student: str | None = field(default=None, metadata={
+        "help": "Start the student (and its EMA) from this student file of the same teacher: a new run (fresh fake "
+                "score, head and draws) whose files count the earlier iterations too — to go on from a kept student "
+                "when its resumable state is gone, or with another divergence or guidance (DMD2 resumed a non-GAN "
+                "run this way)."})
     data: str = field(default="shapes", metadata={
         "help": "Real images for the head: 'shapes' (the embedded training split) or an ADM .npz with labels."})
     data_size: int = field(default=10_000, metadata={"help": "Real images to encode (first N)."})

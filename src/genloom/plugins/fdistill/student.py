@@ -35,8 +35,9 @@ class StudentConfig:
     teacher_options: dict[str, Any] | None = None
     teacher_config: dict[str, Any] | None = None
     t_top: int = 999
-    iterations: int = 0
+    iterations: int = 0  # in all, those of a student it was started from (--init-student) included
     train_seconds: float = 0.0
+    init_student: dict[str, Any] | None = None  # the student file it was started from, if any
 
 
 def teacher_guidance(c: StudentConfig) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from ...training import (
 from .divergences import divergence as find_divergence
 from .objective import Distiller, Draws
 from .settings import METADATA_KEY, SAME_RUN, DistillSettings
+from .student import read_student_config
 
 PROTOCOL = ("denoiser", "with_denoiser", "encode", "denoise_features")
 LOG_EVERY = 50  # iterations between log lines
@@ -204,15 +205,37 @@ def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
             p.grad /= world
 
 
-def student_metadata(teacher: Teacher, s: DistillSettings, steps: int, t_top: int,
-                     seconds: float) -> dict[str, str]:
+def initial_student(s: DistillSettings, teacher: Teacher, resume: str | None) -> dict[str, Any] | None:
+    """The student file ``--init-student`` starts from, checked before any work: a student of this very teacher
+    (its weights' sha256). Its divergence and baked guidance may differ from this run's. → what the new files
+    record of it (None without ``--init-student``)."""
+    if s.init_student is None:
+        return None
+    if resume:
+        raise InvalidRequest("--init-student starts a new run from a student file and --resume continues a run from "
+                             "its state; pass one of them.")
+    path = weights.resolve(s.init_student).path
+    c = read_student_config(path)  # WeightsError for a file that is not a student
+    if c.teacher_sha256 != teacher.sha256:
+        raise InvalidRequest(f"--init-student {s.init_student!r} is a student of {c.teacher!r} (weights sha256 "
+                             f"{c.teacher_sha256[:12]}…), not of this teacher {teacher.name!r} "
+                             f"({teacher.sha256[:12]}…); start from a student of the same teacher weights.")
+    return {"weights": str(s.init_student), "sha256": weights.sha256_file(path), "iterations": c.iterations,
+            "train_seconds": c.train_seconds, "divergence": c.divergence, "guidance_scale": c.guidance_scale,
+            "baked_guide": c.baked_guide}
+
+
+def student_metadata(teacher: Teacher, s: DistillSettings, steps: int, t_top: int, seconds: float,
+                     init: dict[str, Any] | None = None) -> dict[str, str]:
     """What a student file says about itself: the loader reads it (teacher, its options and config) and the
-    manifest of every generation shows it."""
+    manifest of every generation shows it. A run started from another student counts that student's iterations
+    and seconds too, and names it."""
     info = {"teacher": teacher.name, "teacher_weights": teacher.weights_ref, "teacher_sha256": teacher.sha256,
             "teacher_options": teacher.options, "teacher_config": teacher.config,
             "divergence": find_divergence(s.divergence).name, "guidance_scale": teacher.guidance_scale,
-            "baked_guide": teacher.baked_guide(), "t_top": t_top, "iterations": steps,
-            "train_seconds": round(seconds, 1)}
+            "baked_guide": teacher.baked_guide(), "t_top": t_top,
+            "iterations": steps + (init["iterations"] if init else 0),
+            "train_seconds": round(seconds + (init["train_seconds"] if init else 0.0), 1), "init_student": init}
     return {METADATA_KEY: json.dumps(info, sort_keys=True)}
 
 
@@ -239,8 +262,11 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     run_settings = {**asdict(s), "teacher_weights_sha256": teacher.sha256, "divergence": div.name,
                     "guidance_scale": teacher.guidance_scale, "baked_guide": teacher.baked_guide(),
                     "teacher_option": list(s.teacher_option)}
+    init = initial_student(s, teacher, resume)
     if resume:
         check_training_state(resume, run_settings, SAME_RUN)  # another teacher's or run's state: refused here
+        init = json.loads(weights.read_metadata(resume)["settings"]).get("init")  # a started run's origin
+    run_settings["init"] = init
     real, real_labels = real_data(teacher, s, log)
 
     torch.manual_seed(s.seed)
@@ -255,6 +281,9 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         start = load_training_state(resume, modules, optimizers, gen, run_settings, SAME_RUN)
         spent = elapsed_seconds(resume)
         log(f"resuming at iteration {start} from {resume}")
+    elif init:
+        distiller.start_student_from(weights.read_state_dict(weights.resolve(init["weights"]).path))
+        log(f"the student starts from {init['weights']} ({init['iterations']} iterations of {init['divergence']})")
     spec = teacher.model.spec
     shape = tuple(teacher.model.latent_shape)
     log(f"distilling {teacher.name} ({teacher.describe()}) with {div.name} on {device}, "
@@ -295,7 +324,7 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         if (due or stop) and it < s.steps and state.is_main_process:
             seconds = spent + time.perf_counter() - t0
             weights.save_state_dict(distiller.student_ema.state_dict(), out / f"{stem}_step{it}.safetensors",
-                                    metadata=student_metadata(teacher, s, it, distiller.t_top, seconds))
+                                    metadata=student_metadata(teacher, s, it, distiller.t_top, seconds, init))
             save_training_state(state_path, modules, optimizers, gen, it, run_settings, elapsed=seconds)
         if stop:
             bar.close()
@@ -306,7 +335,7 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     if state.is_main_process:
         seconds = spent + time.perf_counter() - t0
         weights.save_state_dict(distiller.student_ema.state_dict(), path,
-                                metadata=student_metadata(teacher, s, it, distiller.t_top, seconds))
+                                metadata=student_metadata(teacher, s, it, distiller.t_top, seconds, init))
         save_training_state(state_path, modules, optimizers, gen, it, run_settings, elapsed=seconds)  # go on later
         log(f"wrote {path} ({seconds:.0f} s of training); --resume {state_path} --steps N continues it")
     state.wait_for_everyone()
