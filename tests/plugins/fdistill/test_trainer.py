@@ -167,7 +167,7 @@ def test_a_new_run_starts_from_a_kept_student_of_the_same_teacher_and_counts_its
     first = distill(tmp_path / "a", _settings(npz, steps=4), engine=engine, log=quiet)
     lines = []
     # a tiny learning rate: the new run's student is the kept one, one AdamW step of 1e-12 away
-    second = distill(tmp_path / "b", _settings(npz, steps=2, lr=1e-12, divergence="rkl", seed=1,
+    second = distill(tmp_path / "b", _settings(npz, steps=2, lr=1e-12, divergence="rkl", seed=1, checkpoint_every=1,
                                                init_student=str(first)), engine=engine, log=lines.append)
     kept, started, teacher = load_file(first), load_file(second), load_file(weights)
     assert max(float((kept[k] - started[k]).abs().max()) for k in kept) < 1e-6
@@ -175,6 +175,7 @@ def test_a_new_run_starts_from_a_kept_student_of_the_same_teacher_and_counts_its
     assert any(f"starts from {first}" in line for line in lines)
     meta = json.loads(read_metadata(second)["genloom_fdistill"])
     assert meta["iterations"] == 4 + 2 and meta["divergence"] == "reverse-kl"
+    assert second.with_name("tiny-teacher-fdistill-reverse-kl_step5.safetensors").exists()  # named by 4 + 1
     origin = meta["init_student"]
     assert origin["iterations"] == 4 and origin["divergence"] == "js"
     assert origin["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()

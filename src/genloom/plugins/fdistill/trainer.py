@@ -323,7 +323,8 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         due = s.checkpoint_every and it % s.checkpoint_every == 0
         if (due or stop) and it < s.steps and state.is_main_process:
             seconds = spent + time.perf_counter() - t0
-            weights.save_state_dict(distiller.student_ema.state_dict(), out / f"{stem}_step{it}.safetensors",
+            total = it + (init["iterations"] if init else 0)  # the file is named by the iterations it records
+            weights.save_state_dict(distiller.student_ema.state_dict(), out / f"{stem}_step{total}.safetensors",
                                     metadata=student_metadata(teacher, s, it, distiller.t_top, seconds, init))
             save_training_state(state_path, modules, optimizers, gen, it, run_settings, elapsed=seconds)
         if stop:
