@@ -42,12 +42,12 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .engine.guidance import BranchOutputs, BranchRequest, GuidanceContext, GuidancePolicy, StepInfo
-    from .kernels.dispatch import Dispatcher
     from .engine.model import GenerativeModel
     from .engine.pipeline import LoadOptions, Pipeline
     from .engine.progress import CancelToken, ProgressEvent, RunContext
     from .engine.result import GenerationResult
     from .engine.sampling import SampleBatch, SampleOutput
+    from .kernels.dispatch import Dispatcher
 
 _LAZY = {
     "BranchOutputs": "genloom.engine.guidance",

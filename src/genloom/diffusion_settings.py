@@ -6,12 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: the metadata key of a setting chosen anew for each leg: a ``--resume`` leg does not take it from the state
+PER_LEG = "per_leg"
+
 
 def device_setting() -> Any:
-    """The ``--device`` setting every in-repo trainer shares (declared once)."""
+    """The ``--device`` setting every in-repo trainer shares (declared once); each leg picks its own device."""
     return field(default=None, metadata={
         "help": "cpu, cuda, cuda:N (default: the device accelerate gives this process — a GPU when there is one). "
-                "Random draws stay on the CPU, so a run is the same sequence of batches on any device."})
+                "Random draws stay on the CPU, so a run is the same sequence of batches on any device.",
+        PER_LEG: True})
+
+
+def max_minutes_setting() -> Any:
+    """The ``--max-minutes`` leg length every resumable trainer shares (declared once)."""
+    return field(default=100.0, metadata={
+        "help": "Stop this leg after this long (writing a resumable state); continue with --resume.", PER_LEG: True})
 
 #: the noise schedule of the embedded diffusion recipe (32 px shapes or their 8×8 latents): cosine betas and the v
 #: target, NoiseSchedule fields (the released models keep their own: DiMR scaled-linear ε, LaMamba DiT's)
@@ -52,5 +62,4 @@ class DiffusionTrainSettings:
         "help": "Stop early if at this step the right label does not lower the x̂0 error by 1 % over a wrong one "
                 "(0: never)."})
     device: str | None = device_setting()
-    max_minutes: float = field(default=100.0, metadata={
-        "help": "Stop this leg after this long (writing a resumable state); continue with --resume."})
+    max_minutes: float = max_minutes_setting()

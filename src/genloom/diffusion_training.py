@@ -237,5 +237,6 @@ def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainS
             log(stop)
             return state_path
     path = weights.save_state_dict(ema.state_dict(), out / f"{family.stem}.safetensors", metadata=meta)
-    log(f"wrote {path}")
+    save_training_state(state_path, {"net": net, "ema": ema}, opt, gen, step, asdict(s))  # a later leg may go on
+    log(f"wrote {path}; --resume {state_path} --steps N continues it")
     return path

@@ -4,6 +4,7 @@ default, help in ``field(metadata={"help": ...})``) and the command line follows
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Callable
@@ -57,6 +58,27 @@ def settings_from_options(settings_cls: type, options: dict[str, Any]) -> Any:
     return settings_cls(**values)
 
 
+def resumed_options(settings_cls: type, options: dict[str, Any], resume: str, given: set[str]) -> dict[str, Any]:
+    """The options of a ``--resume`` leg: a setting not ``given`` on this command line keeps the value the state
+    recorded (the run's own choice, not the command's default), except those chosen anew for each leg (``PER_LEG``:
+    device, leg length, a start file). One given explicitly wins — and where the run's configuration must stay the
+    same, the trainer refuses it before any work. A file that is no training state is left to the trainer's error."""
+    from pathlib import Path
+
+    from ..diffusion_settings import PER_LEG
+    from ..engine.weights import read_metadata
+
+    if not Path(resume).is_file():
+        return options
+    meta = read_metadata(resume)
+    if meta.get("kind") != "genloom-train-state":
+        return options
+    saved = json.loads(meta["settings"])
+    kept = {f.name: saved[f.name] for f in dataclasses.fields(settings_cls)
+            if f.name in saved and f.name not in given and not f.metadata.get(PER_LEG)}
+    return {**options, **kept}
+
+
 def train_command(name: str, settings_cls: type, trainer: Callable[[], Callable[..., Any]], summary: str,
                   outputs: str, state: str | None = None, threads: int = 1) -> click.Command:
     """A `genloom train NAME` command: ``--out``, ``--threads``, ``--resume`` (when the trainer writes a resumable
@@ -67,6 +89,10 @@ def train_command(name: str, settings_cls: type, trainer: Callable[[], Callable[
         from ..training import quiet_threads
 
         quiet_threads(threads)
+        if resume is not None:
+            ctx = click.get_current_context()
+            given = {k for k in options if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+            options = resumed_options(settings_cls, options, resume, given)
         extra = {"resume": resume} if state is not None else {}
         trainer()(out, settings_from_options(settings_cls, options), log=click.echo, **extra)
 
@@ -74,7 +100,8 @@ def train_command(name: str, settings_cls: type, trainer: Callable[[], Callable[
     command = settings_options(settings_cls)(run)
     if state is not None:
         command = click.option("--resume", default=None, type=click.Path(dir_okay=False),
-                               help=f"Continue from a {state} written by an earlier leg.")(command)
+                               help=f"Continue from a {state} written by an earlier leg; settings not given here are "
+                                    "the run's own.")(command)
     command = click.option("--threads", default=threads, show_default=True,
                            help="torch threads (results are reproducible per count).")(command)
     command = click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),

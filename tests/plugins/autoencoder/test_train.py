@@ -21,8 +21,9 @@ def quiet(_: str) -> None:
 def test_weights_describe_themselves_and_a_resumed_run_ends_bit_identical(tmp_path):
     straight = train_shapes_ae(tmp_path / "a", AutoencoderSettings(**TINY), log=quiet)
     assert (tmp_path / "a" / "shapes_ae_step2.safetensors").is_file()
-    state = tmp_path / "a" / "shapes_ae_state.safetensors"
-    resumed = train_shapes_ae(tmp_path / "b", AutoencoderSettings(**TINY), resume=str(state), log=quiet)
+    leg = train_shapes_ae(tmp_path / "b", AutoencoderSettings(**TINY, max_minutes=1e-9), log=quiet)  # one step
+    assert leg.name == "shapes_ae_state.safetensors" and not (tmp_path / "b" / "shapes_ae.safetensors").exists()
+    resumed = train_shapes_ae(tmp_path / "b", AutoencoderSettings(**TINY), resume=str(leg), log=quiet)
     a, b = load_file(straight), load_file(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     ae, scale = load_autoencoder_file(straight)
@@ -70,4 +71,28 @@ def test_the_command_line_trains_and_resumes(tmp_path):
     refused = CliRunner().invoke(cli, args)  # a fresh run would overwrite the trained weights
     assert refused.exit_code == 2 and "already holds shapes_ae.safetensors" in refused.output, refused.output
     again = CliRunner().invoke(cli, args + ["--resume", str(tmp_path / "shapes_ae_state.safetensors")])
-    assert again.exit_code == 0 and "resuming at step 1" in again.output, again.output
+    assert again.exit_code == 0 and "resuming at step 2" in again.output, again.output
+
+
+def test_a_resumed_leg_keeps_the_runs_own_settings_unless_told_otherwise(tmp_path):
+    """`--resume STATE` alone continues the run as it was configured (not with the command's defaults); a setting
+    given again wins and is refused where the configuration must stay; a per-leg one (--max-minutes) is not taken."""
+    import json
+
+    from click.testing import CliRunner
+
+    from genloom.cli.main import cli
+    from genloom.engine.weights import read_metadata
+
+    first = ["train", "autoencoder", "--out", str(tmp_path), "--steps", "2", "--train-size", "8", "--batch-size", "2",
+             "--lr", "5e-4", "--checkpoint-every", "1", "--max-minutes", "50"]
+    assert CliRunner().invoke(cli, first).exit_code == 0
+    state = str(tmp_path / "shapes_ae_state.safetensors")
+    leg = ["train", "autoencoder", "--out", str(tmp_path), "--resume", state, "--steps", "3"]
+    again = CliRunner().invoke(cli, leg)
+    assert again.exit_code == 0 and "resuming at step 2" in again.output, again.output
+    saved = json.loads(read_metadata(state)["settings"])
+    assert (saved["steps"], saved["lr"], saved["train_size"], saved["batch_size"]) == (3, 5e-4, 8, 2)
+    assert saved["max_minutes"] == 100.0
+    refused = CliRunner().invoke(cli, leg + ["--lr", "1e-3"])
+    assert refused.exit_code != 0 and "another configuration" in refused.output and "lr" in refused.output

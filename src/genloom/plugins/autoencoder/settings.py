@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...diffusion_settings import device_setting
+from ...diffusion_settings import device_setting, max_minutes_setting
 
 #: shapes-ae: a diffusers AutoencoderKL, 32×32×3 ↔ 8×8×4 (chosen by measurement, see BENCHMARKS.md)
 SHAPES_AE_CONFIG = {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "block_out_channels": [32, 64, 64],
@@ -24,5 +24,4 @@ class AutoencoderSettings:
     checkpoint_every: int = field(default=250, metadata={"help": "Write weights and a resumable state every N "
                                                                  "steps (0: only at the end)."})
     device: str | None = device_setting()
-    max_minutes: float = field(default=100.0, metadata={"help": "Stop this leg after this long (writing a "
-                                                                "resumable state); continue with --resume."})
+    max_minutes: float = max_minutes_setting()

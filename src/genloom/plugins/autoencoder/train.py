@@ -110,5 +110,6 @@ def train_shapes_ae(out_dir: str | Path, settings: AutoencoderSettings | None = 
     ae.eval()
     scaling = latent_scaling_factor(ae, x_train[:2000])
     path = save_state_dict(ae.state_dict(), out / f"{STEM}.safetensors", metadata=_metadata(s, scaling))
-    log(f"wrote {path} (latent scaling factor {scaling:.5f})")
+    save_training_state(state_path, {"ae": ae}, opt, gen, step, asdict(s))  # a later leg may go on
+    log(f"wrote {path} (latent scaling factor {scaling:.5f}); --resume {state_path} --steps N continues it")
     return path

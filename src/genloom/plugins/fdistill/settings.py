@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...diffusion_settings import device_setting
+from ...diffusion_settings import PER_LEG, device_setting, max_minutes_setting
 
 
 @dataclass
@@ -55,15 +55,15 @@ class DistillSettings:
         "help": "Start the student (and its EMA) from this student file of the same teacher: a new run (fresh fake "
                 "score, head and draws) whose files count the earlier iterations too — to go on from a kept student "
                 "when its resumable state is gone, or with another divergence or guidance (DMD2 resumed a non-GAN "
-                "run this way)."})
+                "run this way). A --resume does not take it over (the state records the run's origin).",
+        PER_LEG: True})
     data: str = field(default="shapes", metadata={
         "help": "Real images for the head: 'shapes' (the embedded training split) or an ADM .npz with labels."})
     data_size: int = field(default=10_000, metadata={"help": "Real images to encode (first N)."})
     checkpoint_every: int = field(default=250, metadata={
         "help": "Write the EMA student and a resumable state every N iterations (0: only at the end)."})
     device: str | None = device_setting()
-    max_minutes: float = field(default=100.0, metadata={
-        "help": "Stop this leg after this long (writing a resumable state); continue with --resume."})
+    max_minutes: float = max_minutes_setting()
 
 
 #: settings a resumed run must share with the state it continues (the rest, e.g. --steps, may change)
