@@ -127,14 +127,16 @@ def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], opti
     return path
 
 
-def check_training_state(path: str | Path, settings: Mapping[str, Any], same: tuple[str, ...]) -> int:
+def check_training_state(path: str | Path, settings: Mapping[str, Any], same: tuple[str, ...],
+                         since: Mapping[str, Any] | None = None) -> int:
     """The step a ``--resume`` state continues from, after checking (from its metadata only, before any work)
-    that it is a training state and that the ``same`` settings match."""
+    that it is a training state and that the ``same`` settings match (``since``: settings added after older states
+    were written, with the value those ran with)."""
     meta = read_metadata(path)
     if meta.get("kind") != "genloom-train-state":
         raise InvalidRequest(f"{str(path)!r} is not a genloom training state; --resume takes the "
                              f"*_state.safetensors file a trainer writes next to its checkpoints.")
-    saved = json.loads(meta["settings"])
+    saved = {**(since or {}), **json.loads(meta["settings"])}
     differ = [k for k in same if saved.get(k) != settings.get(k)]
     if differ:
         shown = ", ".join(f"{k}: {saved.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
@@ -144,10 +146,11 @@ def check_training_state(path: str | Path, settings: Mapping[str, Any], same: tu
 
 
 def load_training_state(path: str | Path, modules: Mapping[str, torch.nn.Module], optimizer: Optimizers,
-                        gen: torch.Generator, settings: Mapping[str, Any], same: tuple[str, ...]) -> int:
+                        gen: torch.Generator, settings: Mapping[str, Any], same: tuple[str, ...],
+                        since: Mapping[str, Any] | None = None) -> int:
     """Restore what :func:`save_training_state` wrote and return the step to continue from. ``same`` names the
     settings that must match (the configuration); others (e.g. the total steps) may change between legs."""
-    step = check_training_state(path, settings, same)
+    step = check_training_state(path, settings, same, since)
     tensors = read_state_dict(path)
     for name, module in modules.items():
         prefix = f"{name}."

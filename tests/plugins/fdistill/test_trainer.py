@@ -197,3 +197,31 @@ def test_a_new_run_starts_from_a_kept_student_of_the_same_teacher_and_counts_its
         with pytest.raises(error, match=message):
             distill(tmp_path / "d", _settings(npz, **change), engine=on, log=lines.append, **extra)
         assert not any("encoding" in line for line in lines)
+
+
+def test_the_label_table_learns_class_lr_mult_times_faster_and_the_rest_alike(files, tmp_path):
+    """One student step (AdamW's first step is lr·g/|g|): with --class-lr-mult 10 the label table moves exactly 10×
+    as far as with 1, every other weight the same; a state of one multiplier does not resume with another."""
+    _, weights, npz = files
+    engine = _engine(weights)
+    one_step = dict(steps=1, student_update_freq=1, checkpoint_every=0, lr=1e-3)
+    states = {}
+    for mult in (1.0, 10.0):
+        out = distill(tmp_path / str(mult), _settings(npz, class_lr_mult=mult, **one_step), engine=engine, log=quiet)
+        states[mult] = load_file(out.with_name("tiny-teacher-fdistill-js_state.safetensors"))
+    teacher = load_file(weights)
+    student_keys = [k for k in states[1.0] if k.startswith("student.")]
+    table = [k for k in student_keys if k.endswith("embedding_table.weight")]
+    assert len(table) == 1 and len(student_keys) > 10
+    for k in student_keys:
+        before = teacher[k[len("student."):]]
+        step1, step10 = states[1.0][k] - before, states[10.0][k] - before
+        if k in table:
+            assert step1.abs().max() > 0
+            torch.testing.assert_close(step10, 10 * step1, rtol=1e-4, atol=1e-7)  # float32 weights ~1
+        else:
+            assert torch.equal(states[1.0][k], states[10.0][k]), k
+    state = str(tmp_path / "1.0" / "tiny-teacher-fdistill-js_state.safetensors")
+    with pytest.raises(InvalidRequest, match="another configuration.*class_lr_mult"):
+        distill(tmp_path / "1.0", _settings(npz, class_lr_mult=10.0, **{**one_step, "steps": 2}), resume=state,
+                engine=engine, log=quiet)

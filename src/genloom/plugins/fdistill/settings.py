@@ -39,6 +39,9 @@ class DistillSettings:
     batch_size: int = field(default=32, metadata={"help": "Global batch per iteration (split over processes)."})
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the student."})
     critic_lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the fake score and the head."})
+    class_lr_mult: float = field(default=1.0, metadata={
+        "help": "Learning-rate multiplier of the student's label table (the embedding with a row per class): the "
+                "label's leverage when classes collapse onto one shape."})
     student_update_freq: int = field(default=5, metadata={
         "help": "One student step per this many iterations (the others train the fake score and the head)."})
     gan_weight: float = field(default=3e-3, metadata={
@@ -68,6 +71,9 @@ class DistillSettings:
 
 #: settings a resumed run must share with the state it continues (the rest, e.g. --steps, may change)
 SAME_RUN = ("teacher", "teacher_weights_sha256", "teacher_option", "divergence", "guidance_scale", "baked_guide",
-            "batch_size", "seed", "student_update_freq", "ratio_bins", "t_min", "t_max", "data", "data_size")
+            "batch_size", "seed", "student_update_freq", "ratio_bins", "t_min", "t_max", "data", "data_size",
+            "class_lr_mult")
+#: settings added after states were written: the value such a state ran with
+SINCE = {"class_lr_mult": 1.0}
 #: the safetensors metadata key of a student file (the teacher, its options, the divergence, w)
 METADATA_KEY = "genloom_fdistill"

@@ -35,7 +35,7 @@ from ...training import (
 )
 from .divergences import divergence as find_divergence
 from .objective import Distiller, Draws
-from .settings import METADATA_KEY, SAME_RUN, DistillSettings
+from .settings import METADATA_KEY, SAME_RUN, SINCE, DistillSettings
 from .student import read_student_config
 
 PROTOCOL = ("denoiser", "with_denoiser", "encode", "denoise_features")
@@ -245,8 +245,8 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     the leg's time ran out). Every setting, the teacher and a ``resume`` state are checked before training."""
     from ...engine.engine import default_engine
 
-    check_settings(s, positive=("steps", "batch_size", "lr", "critic_lr", "student_update_freq", "gan_weight",
-                                "ratio_bins", "data_size", "max_minutes"), fractions=("ratio_ema", "ema"))
+    check_settings(s, positive=("steps", "batch_size", "lr", "critic_lr", "class_lr_mult", "student_update_freq",
+                                "gan_weight", "ratio_bins", "data_size", "max_minutes"), fractions=("ratio_ema", "ema"))
     div = find_divergence(s.divergence)
     if not 0 <= s.t_min < s.t_max <= 1:
         raise InvalidRequest(f"--t-min/--t-max must satisfy 0 ≤ t-min < t-max ≤ 1, got {s.t_min}, {s.t_max}.")
@@ -257,6 +257,9 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     engine = engine or default_engine()
     device = resolve_device(s.device)
     teacher = load_teacher(engine, s, device)
+    if s.class_lr_mult != 1.0 and not label_table(teacher.model.denoiser(), teacher.model.spec.num_classes):
+        raise InvalidRequest(f"--class-lr-mult {s.class_lr_mult}: {s.teacher}'s network has no label table (an "
+                             f"embedding with a row per class); leave it at 1.")
     stem = student_name(s.teacher, s.divergence)
     out = check_output_folder(out_dir, (f"{stem}.safetensors",), resuming=resume is not None)
     run_settings = {**asdict(s), "teacher_weights_sha256": teacher.sha256, "divergence": div.name,
@@ -264,7 +267,7 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
                     "teacher_option": list(s.teacher_option)}
     init = initial_student(s, teacher, resume)
     if resume:
-        check_training_state(resume, run_settings, SAME_RUN)  # another teacher's or run's state: refused here
+        check_training_state(resume, run_settings, SAME_RUN, SINCE)  # another teacher's or run's state: refused here
         init = json.loads(weights.read_metadata(resume)["settings"]).get("init")  # a started run's origin
     run_settings["init"] = init
     real, real_labels = real_data(teacher, s, log)
@@ -278,7 +281,7 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     state_path = out / f"{stem}_state.safetensors"
     start, spent = 0, 0.0
     if resume:
-        start = load_training_state(resume, modules, optimizers, gen, run_settings, SAME_RUN)
+        start = load_training_state(resume, modules, optimizers, gen, run_settings, SAME_RUN, SINCE)
         spent = elapsed_seconds(resume)
         log(f"resuming at iteration {start} from {resume}")
     elif init:
@@ -355,13 +358,31 @@ def _build_run(teacher: Teacher, div: Any, s: DistillSettings, device: torch.dev
                           guide_scale=teacher.guide_scale).to(device)
     adamw = {"betas": (0.9, 0.999), "weight_decay": 0.01}
     optimizers = {
-        "student": torch.optim.AdamW(distiller.student.parameters(), lr=s.lr, **adamw),
+        "student": torch.optim.AdamW(_student_groups(distiller.student, teacher.model.spec.num_classes, s), lr=s.lr,
+                                     **adamw),
         "critic": torch.optim.AdamW([*distiller.fake.parameters(), *distiller.head.parameters()], lr=s.critic_lr,
                                     **adamw),
     }
     modules = {"student": distiller.student, "student_ema": distiller.student_ema, "fake": distiller.fake,
                "head": distiller.head, "ratio": distiller.ratio}
     return distiller, optimizers, modules
+
+
+def label_table(net: torch.nn.Module, num_classes: int) -> list[torch.nn.Parameter]:
+    """The weights of ``net``'s label table: its embeddings of one row per class (plus the null row)."""
+    return [m.weight for m in net.modules()
+            if isinstance(m, torch.nn.Embedding) and num_classes and m.num_embeddings in (num_classes, num_classes + 1)]
+
+
+def _student_groups(student: torch.nn.Module, num_classes: int, s: DistillSettings) -> Any:
+    """The student's parameters, with its label table in a group of its own at ``class_lr_mult`` × the rate — one
+    group when the multiplier is 1 (the layout older states hold)."""
+    if s.class_lr_mult == 1.0:
+        return list(student.parameters())
+    table = label_table(student, num_classes)
+    ids = {id(p) for p in table}
+    rest = [p for p in student.parameters() if id(p) not in ids]
+    return [{"params": rest}, {"params": table, "lr": s.lr * s.class_lr_mult}]
 
 
 def _progress(total: int, start: int, main: bool) -> Any:
