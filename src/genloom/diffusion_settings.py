@@ -52,7 +52,8 @@ class DiffusionTrainSettings:
                 "`genloom train autoencoder`); unset: pixel space."})
     init: str | None = field(default=None, metadata={
         "help": "Start the network and its EMA from these weights (e.g. an earlier run's EMA file, whose optimiser "
-                "state is lost) with a fresh optimiser and learning-rate schedule; unset: a new initialisation."})
+                "state is lost) with a fresh optimiser and learning-rate schedule; unset: a new initialisation. A "
+                "--resume does not take it over (the state holds the weights).", PER_LEG: True})
     checkpoint_every: int = field(default=500, metadata={
         "help": "Write the EMA weights and a resumable state every N steps (0: only at the end)."})
     diagnose_every: int = field(default=500, metadata={
