@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from collections.abc import Callable
@@ -93,6 +94,8 @@ def train_command(name: str, settings_cls: type, trainer: Callable[[], Callable[
             ctx = click.get_current_context()
             given = {k for k in options if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
             options = resumed_options(settings_cls, options, resume, given)
+            if ctx.get_parameter_source("out") is click.core.ParameterSource.DEFAULT:
+                out = os.path.dirname(resume) or "."  # the run goes on beside its state
         extra = {"resume": resume} if state is not None else {}
         trainer()(out, settings_from_options(settings_cls, options), log=click.echo, **extra)
 
@@ -105,5 +108,5 @@ def train_command(name: str, settings_cls: type, trainer: Callable[[], Callable[
     command = click.option("--threads", default=threads, show_default=True,
                            help="torch threads (results are reproducible per count).")(command)
     command = click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
-                           help=f"Folder for {outputs}.")(command)
+                           help=f"Folder for {outputs} (with --resume: the state's folder).")(command)
     return click.command(name, help=summary)(command)

@@ -74,9 +74,10 @@ def test_the_command_line_trains_and_resumes(tmp_path):
     assert again.exit_code == 0 and "resuming at step 2" in again.output, again.output
 
 
-def test_a_resumed_leg_keeps_the_runs_own_settings_unless_told_otherwise(tmp_path):
-    """`--resume STATE` alone continues the run as it was configured (not with the command's defaults); a setting
-    given again wins and is refused where the configuration must stay; a per-leg one (--max-minutes) is not taken."""
+def test_a_resumed_leg_keeps_the_runs_own_settings_unless_told_otherwise(tmp_path, monkeypatch):
+    """`--resume STATE` alone continues the run as it was configured (not with the command's defaults) in the
+    state's folder; a setting given again wins and is refused where the configuration must stay; a per-leg one
+    (--max-minutes) is not taken."""
     import json
 
     from click.testing import CliRunner
@@ -88,9 +89,14 @@ def test_a_resumed_leg_keeps_the_runs_own_settings_unless_told_otherwise(tmp_pat
              "--lr", "5e-4", "--checkpoint-every", "1", "--max-minutes", "50"]
     assert CliRunner().invoke(cli, first).exit_code == 0
     state = str(tmp_path / "shapes_ae_state.safetensors")
-    leg = ["train", "autoencoder", "--out", str(tmp_path), "--resume", state, "--steps", "3"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    leg = ["train", "autoencoder", "--resume", state, "--steps", "3"]
     again = CliRunner().invoke(cli, leg)
     assert again.exit_code == 0 and "resuming at step 2" in again.output, again.output
+    assert not any(elsewhere.iterdir())  # the leg wrote beside its state
+    assert json.loads(read_metadata(tmp_path / "shapes_ae.safetensors")["settings"])["steps"] == 3
     saved = json.loads(read_metadata(state)["settings"])
     assert (saved["steps"], saved["lr"], saved["train_size"], saved["batch_size"]) == (3, 5e-4, 8, 2)
     assert saved["max_minutes"] == 100.0
