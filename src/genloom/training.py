@@ -105,6 +105,10 @@ def _named(optimizers: Optimizers) -> dict[str, torch.optim.Optimizer]:
     return {f"optim.{name}": opt for name, opt in optimizers.items()}
 
 
+#: the ``kind`` metadata of a resumable training state
+STATE_KIND = "genloom-train-state"
+
+
 def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizer: Optimizers,
                         gen: torch.Generator, step: int, settings: Mapping[str, Any],
                         elapsed: float | None = None) -> Path:
@@ -118,7 +122,7 @@ def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], opti
         for i, state in opt.state_dict()["state"].items():
             tensors.update({f"{prefix}.{i}.{k}": torch.as_tensor(v) for k, v in state.items()})
     tensors["rng"] = gen.get_state()
-    meta = {"step": str(step), "settings": json.dumps(dict(settings), sort_keys=True), "kind": "genloom-train-state"}
+    meta = {"step": str(step), "settings": json.dumps(dict(settings), sort_keys=True), "kind": STATE_KIND}
     if elapsed is not None:
         meta["elapsed_seconds"] = f"{elapsed:.1f}"
     tmp = path.with_name(path.name + ".partial")
@@ -127,13 +131,19 @@ def save_training_state(path: Path, modules: Mapping[str, torch.nn.Module], opti
     return path
 
 
+def recorded_settings(path: str | Path) -> dict[str, Any] | None:
+    """The settings a training state records (None when ``path`` is no genloom training state)."""
+    meta = read_metadata(path)
+    return json.loads(meta["settings"]) if meta.get("kind") == STATE_KIND else None
+
+
 def check_training_state(path: str | Path, settings: Mapping[str, Any], same: tuple[str, ...],
                          since: Mapping[str, Any] | None = None) -> int:
     """The step a ``--resume`` state continues from, after checking (from its metadata only, before any work)
     that it is a training state and that the ``same`` settings match (``since``: settings added after older states
     were written, with the value those ran with)."""
     meta = read_metadata(path)
-    if meta.get("kind") != "genloom-train-state":
+    if meta.get("kind") != STATE_KIND:
         raise InvalidRequest(f"{str(path)!r} is not a genloom training state; --resume takes the "
                              f"*_state.safetensors file a trainer writes next to its checkpoints.")
     saved = {**(since or {}), **json.loads(meta["settings"])}

@@ -4,7 +4,6 @@ default, help in ``field(metadata={"help": ...})``) and the command line follows
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import types
 import typing
@@ -67,14 +66,11 @@ def resumed_options(settings_cls: type, options: dict[str, Any], resume: str, gi
     from pathlib import Path
 
     from ..diffusion_settings import PER_LEG
-    from ..engine.weights import read_metadata
+    from ..training import recorded_settings
 
-    if not Path(resume).is_file():
+    saved = recorded_settings(resume) if Path(resume).is_file() else None
+    if saved is None:
         return options
-    meta = read_metadata(resume)
-    if meta.get("kind") != "genloom-train-state":
-        return options
-    saved = json.loads(meta["settings"])
     kept = {f.name: saved[f.name] for f in dataclasses.fields(settings_cls)
             if f.name in saved and f.name not in given and not f.metadata.get(PER_LEG)}
     return {**options, **kept}

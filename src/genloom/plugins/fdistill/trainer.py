@@ -31,6 +31,7 @@ from ...training import (
     check_training_state,
     elapsed_seconds,
     load_training_state,
+    recorded_settings,
     save_training_state,
 )
 from .divergences import divergence as find_divergence
@@ -268,7 +269,7 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     init = initial_student(s, teacher, resume)
     if resume:
         check_training_state(resume, run_settings, SAME_RUN, SINCE)  # another teacher's or run's state: refused here
-        init = json.loads(weights.read_metadata(resume)["settings"]).get("init")  # a started run's origin
+        init = (recorded_settings(resume) or {}).get("init")  # a started run's origin (a state: checked above)
     run_settings["init"] = init
     real, real_labels = real_data(teacher, s, log)
 
