@@ -4,7 +4,7 @@ into one forward per network, scatters, combines and counts NFE."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -13,6 +13,15 @@ from ..engine.guidance import BranchOutputs, BranchRequest, StepInfo
 
 # forward(x_rows, label_rows, row_index) -> outputs for those rows; row_index says which sample each row is
 PackedForward = Callable[[torch.Tensor, "torch.Tensor | None", torch.Tensor], torch.Tensor]
+
+
+class Segment(NamedTuple):
+    """A run of stacked rows of one branch (``"cond"``: the conditional rows): the samples they serve, in order,
+    and the network that evaluated them."""
+
+    name: str
+    samples: torch.Tensor
+    network: str = "main"
 
 
 def packed_forward(forward: PackedForward | Mapping[str, PackedForward], x: torch.Tensor,
@@ -117,15 +126,16 @@ class GuidedDenoiser:
         forwards = {name: forward_for(net) for name, net in self.networks.items() if name in wanted}
         outputs, costs = packed_forward(forwards, x, self.labels, self.null_class, requests, info, with_cond)
         for name, cost in costs.items():
-            self.nfe_by_network[name] += cost
-            self.nfe += cost
+            self._add_nfe(name, cost)
         return outputs
 
-    def count(self, samples: torch.Tensor, evaluations: int) -> None:
-        """Add network evaluations of the main network for these samples (a next-scale branch's prefill)."""
-        cost = torch.bincount(samples.cpu(), minlength=len(self.nfe)) * evaluations
+    def count(self, samples: torch.Tensor, evaluations: int, network: str = "main") -> None:
+        """Add network evaluations of one network for these samples (a next-scale branch's prefill)."""
+        self._add_nfe(network, torch.bincount(samples.cpu(), minlength=len(self.nfe)) * evaluations)
+
+    def _add_nfe(self, network: str, cost: torch.Tensor) -> None:
+        self.nfe_by_network[network] += cost
         self.nfe += cost
-        self.nfe_by_network["main"] += cost
 
     def report(self) -> dict[str, Any]:
         """What the policy records about the run (``report(state)``), for the result's telemetry."""
@@ -137,13 +147,13 @@ class GuidedDenoiser:
         """The policy's branches now (next-scale loops ask once, at the first scale)."""
         return call_policy(self.policy, "request", info, self.state) if self.policy is not None else []
 
-    def combine_rows(self, stacked: torch.Tensor, segments: list[tuple[str, torch.Tensor]],
-                     info: StepInfo) -> torch.Tensor:
-        """Outputs stacked as segments — the conditional rows, then each branch's rows (``(name, samples)``) —
-        → the guided output; a branch's rows it did not evaluate are NaN, and each row counts one NFE."""
+    def combine_rows(self, stacked: torch.Tensor, segments: list[Segment], info: StepInfo) -> torch.Tensor:
+        """Outputs stacked as segments — the conditional rows, then each branch's rows, network by network — →
+        the guided output; a branch's rows it did not evaluate are NaN, and each row counts one NFE of its
+        network."""
         b = info.batch_size
         outputs, masks, offset = {}, {}, 0
-        for name, samples in segments:
+        for name, samples, network in segments:
             part = stacked[offset:offset + len(samples)]
             offset += len(samples)
             full = part if name == "cond" else \
@@ -153,7 +163,7 @@ class GuidedDenoiser:
             mask = torch.zeros(b, dtype=torch.bool, device=stacked.device)
             mask[samples] = True
             outputs[name], masks[name] = full, mask
-            self.nfe += torch.bincount(samples.cpu(), minlength=b)
+            self._add_nfe(network, torch.bincount(samples.cpu(), minlength=b))
         self.evaluations += 1
         if self.policy is None:
             return outputs["cond"]

@@ -14,7 +14,7 @@ from ..engine.guidance import BranchRequest, StepInfo
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
 from ..engine.seeding import ImageRNG
-from .branches import GuidedDenoiser
+from .branches import GuidedDenoiser, Segment
 
 
 class NextScaleModel(Protocol):
@@ -175,49 +175,26 @@ def sample_next_scale(
         labels = rng.uniform_labels(model.num_classes)
     labels = labels.to(device)
     denoiser = GuidedDenoiser(model, labels, model.num_classes, guidance, b)
-    branches = _cached_branches(denoiser, b, num_scales)
-    # the stacked rows: the conditional rows, then each branch's rows (which sample each row serves)
-    segments = [("cond", torch.arange(b, device=device))] + \
-        [(r.name, r.rows.to(device).nonzero().flatten()) for r in branches]
-    rows = torch.cat([labels] + [_branch_labels(r, labels, model.num_classes)[seg]
-                                 for r, (_, seg) in zip(branches, segments[1:])])
-    cond, tokens = model.first_stage(rows)
+    _check_networks(model, denoiser)
+    branches = _checked_requests(denoiser, _info(0, num_scales, b))  # their KV caches start at the first scale
+    stacks = _first_stacks(denoiser, branches, labels, b)
     side = pns[-1]
-    f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=cond.dtype)
+    f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=stacks["main"].cond.dtype)
     indices, kept = [], []
-    history: list[torch.Tensor] = []
     maps: list[torch.Tensor] = []  # the input map of scales 1, 2, … (per sample): new branches' prefill
-    model.kv_caching(kv_cache)
+    for net in denoiser.networks.values():
+        net.kv_caching(kv_cache)
     try:
         for k, pn in enumerate(pns):
             ratio = k / (num_scales - 1)
             if k > 0:
                 info = _info(k, num_scales, b, preview=lambda f=f_hat: model.decode(f))
-                keep, segments, started = _update_branches(denoiser, branches, segments, info, b)
-                if keep is not None:  # rows no branch needs any more stop costing: compact every row state
-                    cond, tokens = cond[keep], tokens[keep]
-                    history = [h[keep] for h in history]
-                    if kv_cache:
-                        model.keep_rows(keep)
-                for req in started:  # a branch started now: its rows' KV caches are filled over scales < k
-                    seg = req.rows.to(device).nonzero().flatten()
-                    new_cond, first = model.first_stage(_branch_labels(req, labels, model.num_classes)[seg])
-                    past = [first] + [model.stage_tokens(j, maps[j - 1])[seg] for j in range(1, k)]
-                    if kv_cache:
-                        model.add_rows(torch.cat(past, dim=1), new_cond)
-                    else:
-                        history = [torch.cat((h, t)) for h, t in zip(history, past, strict=True)]
-                    cond = torch.cat((cond, new_cond))
-                    tokens = torch.cat((tokens, model.stage_tokens(k, maps[k - 1])[seg]))
+                for req in _update_branches(denoiser, branches, stacks, info, b, kv_cache):
+                    _start_branch(denoiser, stacks, req, labels, maps, k, kv_cache)
                     branches.append(req)
-                    segments.append((req.name, seg))
-                    denoiser.count(seg, k)
-            if kv_cache:
-                logits = model.stage_logits(tokens, cond)
-            else:
-                history.append(tokens)
-                logits = model.prefix_logits(torch.cat(history, dim=1), cond)
-            logits = denoiser.combine_rows(logits, segments, _info(k, num_scales, b))
+            logits = denoiser.combine_rows(torch.cat([stack.logits(kv_cache) for stack in stacks.values()]),
+                                           [seg for stack in stacks.values() for seg in stack.segments],
+                                           _info(k, num_scales, b))
             if keep_guided_logits:
                 kept.append(logits.clone())
             filter_logits_(logits, top_k, top_p)
@@ -244,11 +221,13 @@ def sample_next_scale(
             indices.append(idx)
             if k != num_scales - 1:
                 maps.append(next_map)
-                tokens = model.stage_tokens(k + 1, next_map)[torch.cat([seg for _, seg in segments])]
+                for stack in stacks.values():
+                    stack.tokens = stack.net.stage_tokens(k + 1, next_map)[stack.samples()]
             if on_scale is not None:
                 on_scale(k + 1, num_scales, lambda f=f_hat: model.decode(f))  # a preview, decoded on demand
     finally:
-        model.kv_caching(False)
+        for net in denoiser.networks.values():
+            net.kv_caching(False)
     images = model.decode(f_hat) if decode else f_hat
     if decode and edit is not None:
         images = edit.blend(images)
@@ -256,23 +235,115 @@ def sample_next_scale(
                            guidance=denoiser.report())
 
 
+@dataclass
+class _Stack:
+    """One network's stacked rows, which its KV caches hold: which branch and sample each row serves (the main
+    network's start with the conditional rows), their condition vectors, the next scale's input tokens and,
+    without a KV cache, the tokens of every scale so far."""
+
+    net: Any
+    segments: list[Segment]
+    cond: torch.Tensor
+    tokens: torch.Tensor
+    history: list[torch.Tensor] = field(default_factory=list)
+
+    def samples(self) -> torch.Tensor:
+        return torch.cat([seg.samples for seg in self.segments])
+
+    def logits(self, kv_cache: bool) -> torch.Tensor:
+        if len(self.tokens) == 0:  # every row dropped: nothing to run
+            return self.tokens.new_empty((0, self.tokens.shape[1], self.net.vocab_size))
+        if kv_cache:
+            return self.net.stage_logits(self.tokens, self.cond)
+        self.history.append(self.tokens)
+        return self.net.prefix_logits(torch.cat(self.history, dim=1), self.cond)
+
+    def keep(self, index: torch.Tensor, kv_cache: bool) -> None:
+        """Only these rows stay: the rows no branch needs any more stop costing (every row state compacted)."""
+        self.cond, self.tokens = self.cond[index], self.tokens[index]
+        self.history = [h[index] for h in self.history]
+        if len(index) == 0:  # a branch started later on this network begins a fresh cache
+            self.history = []
+            self.net.kv_caching(kv_cache)
+        elif kv_cache:
+            self.net.keep_rows(index)
+
+
+def _first_stacks(denoiser: GuidedDenoiser, branches: list[BranchRequest], labels: torch.Tensor,
+                  b: int) -> dict[str, _Stack]:
+    """Each network's rows at the first scale: the main network's conditional rows and branches, then each other
+    network's branches (one forward per network per scale)."""
+    segments: dict[str, list[Segment]] = {"main": [Segment("cond", torch.arange(b, device=labels.device))]}
+    for r in branches:
+        segments.setdefault(r.network, []).append(
+            Segment(r.name, r.rows.to(labels.device).nonzero().flatten(), r.network))
+    stacks = {}
+    for network, segs in segments.items():
+        net = denoiser.networks[network]
+        rows = torch.cat([_segment_labels(seg, branches, labels, net.num_classes) for seg in segs])
+        cond, tokens = net.first_stage(rows)
+        stacks[network] = _Stack(net, segs, cond, tokens)
+    return stacks
+
+
+def _segment_labels(seg: Segment, branches: list[BranchRequest], labels: torch.Tensor,
+                    null_class: int) -> torch.Tensor:
+    if seg.name == "cond":
+        return labels
+    req = next(r for r in branches if r.name == seg.name)
+    return _branch_labels(req, labels, null_class)[seg.samples]
+
+
+def _start_branch(denoiser: GuidedDenoiser, stacks: dict[str, _Stack], req: BranchRequest, labels: torch.Tensor,
+                  maps: list[torch.Tensor], k: int, kv_cache: bool) -> None:
+    """A branch that starts at scale ``k``: its rows' KV caches are filled over the scales before (one
+    block-causal forward, counted as one NFE per earlier scale) on the network it names."""
+    net = denoiser.networks[req.network]
+    seg = req.rows.to(labels.device).nonzero().flatten()
+    new_cond, first = net.first_stage(_branch_labels(req, labels, net.num_classes)[seg])
+    past = [first] + [net.stage_tokens(j, maps[j - 1])[seg] for j in range(1, k)]
+    tokens = net.stage_tokens(k, maps[k - 1])[seg]
+    stack = stacks.get(req.network)
+    if stack is None:
+        stack = stacks[req.network] = _Stack(net, [], new_cond[:0], tokens[:0])
+    if kv_cache:
+        net.add_rows(torch.cat(past, dim=1), new_cond)
+    else:
+        stack.history = [torch.cat((h, t)) for h, t in zip(stack.history, past, strict=True)] \
+            if stack.history else past
+    stack.cond = torch.cat((stack.cond, new_cond))
+    stack.tokens = torch.cat((stack.tokens, tokens))
+    stack.segments.append(Segment(req.name, seg, req.network))
+    denoiser.count(seg, k, req.network)
+
+
 def _info(k: int, num_scales: int, b: int, preview: Callable[[], torch.Tensor] | None = None) -> StepInfo:
     return StepInfo(step=k, num_steps=num_scales, batch_size=b, time=1 - k / (num_scales - 1),
                     prediction_type="logits", cached=True, preview=preview)
 
 
-def _cached_branches(denoiser: GuidedDenoiser, b: int, num_scales: int) -> list[BranchRequest]:
-    """The policy's branches at the first scale (their KV caches start there)."""
-    return _main_network_requests(denoiser, _info(0, num_scales, b))
+def _check_networks(model: NextScaleModel, denoiser: GuidedDenoiser) -> None:
+    """A policy's other networks (an autoguidance guide) read the same token maps: each must be a next-scale model
+    with the same scales on the same VQVAE codebook."""
+    for name, net in denoiser.networks.items():
+        if net is model:
+            continue
+        same = all(hasattr(net, attr) for attr in ("stage_logits", "patch_nums", "codebook")) and \
+            tuple(net.patch_nums) == tuple(model.patch_nums) and net.vocab_size == model.vocab_size and \
+            torch.equal(net.codebook().to(model.codebook()), model.codebook())
+        if not same:
+            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} evaluates network {name!r}, which is not "
+                                 f"a next-scale model on the same scales and VQVAE codebook as the loaded model; a "
+                                 f"guide for next-scale sampling must share the model's tokenizer.")
 
 
-def _main_network_requests(denoiser: GuidedDenoiser, info: StepInfo) -> list[BranchRequest]:
-    """The policy's branches at this scale; each must run the loaded model (one transformer, one KV cache)."""
+def _checked_requests(denoiser: GuidedDenoiser, info: StepInfo) -> list[BranchRequest]:
+    """The policy's branches at this scale, each on a network the run has."""
     requests = denoiser.request(info)
     for r in requests:
-        if r.network != "main":
-            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} evaluates network {r.network!r}; "
-                                 f"next-scale sampling runs the loaded model only.")
+        if r.network not in denoiser.networks:
+            raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} evaluates network {r.network!r}; this "
+                                 f"run has {sorted(denoiser.networks)}.")
     return requests
 
 
@@ -282,33 +353,36 @@ def _branch_labels(req: BranchRequest, labels: torch.Tensor, null_class: int) ->
     return req.labels.to(labels.device) if req.labels is not None else labels
 
 
-def _update_branches(denoiser: GuidedDenoiser, branches: list[BranchRequest],
-                     segments: list[tuple[str, torch.Tensor]], info: StepInfo,
-                     b: int) -> tuple[torch.Tensor | None, list[tuple[str, torch.Tensor]], list[BranchRequest]]:
+def _update_branches(denoiser: GuidedDenoiser, branches: list[BranchRequest], stacks: dict[str, _Stack],
+                     info: StepInfo, b: int, kv_cache: bool) -> list[BranchRequest]:
     """The policy's branches at this scale: an existing one may keep fewer rows than before, never more (a
-    dropped row's KV cache is gone); a new one is returned to be started (prefilled). → (stacked rows to keep, or
-    None when nothing was dropped; the kept segments; the branches to start)."""
+    dropped row's KV cache is gone) — each network's rows are compacted in place; a new one is returned to be
+    started (prefilled)."""
     if denoiser.policy is None:
-        return None, segments, []
-    requests = _main_network_requests(denoiser, info)
+        return []
+    requests = _checked_requests(denoiser, info)
     wanted = {r.name: r.rows for r in requests}
     known = {r.name for r in branches}
-    started = [r for r in requests if r.name not in known and bool(r.rows.any())]
-    keep, out, offset, changed = [], [], 0, False
-    for name, seg in segments:
-        if name == "cond":
-            mask = torch.ones(len(seg), dtype=torch.bool, device=seg.device)
-        else:
-            rows = wanted.get(name, torch.zeros(b, dtype=torch.bool)).to(seg.device)
-            if bool((rows & ~_mask(seg, b)).any()):
-                raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} asks branch {name!r} for rows it "
-                                     f"dropped earlier; a next-scale model cannot bring a row's KV cache back.")
-            mask = rows[seg]
-        changed |= not bool(mask.all())
-        keep.append(offset + mask.nonzero().flatten())
-        offset += len(seg)
-        out.append((name, seg[mask]))
-    return (torch.cat(keep) if changed else None), out, started
+    for stack in stacks.values():
+        keep, out, offset = [], [], 0
+        for seg in stack.segments:
+            if seg.name == "cond":
+                mask = torch.ones(len(seg.samples), dtype=torch.bool, device=seg.samples.device)
+            else:
+                rows = wanted.get(seg.name, torch.zeros(b, dtype=torch.bool)).to(seg.samples.device)
+                if bool((rows & ~_mask(seg.samples, b)).any()):
+                    raise InvalidRequest(f"Guidance policy {denoiser.policy.name!r} asks branch {seg.name!r} for "
+                                         f"rows it dropped earlier; a next-scale model cannot bring a row's KV "
+                                         f"cache back.")
+                mask = rows[seg.samples]
+            keep.append(offset + mask.nonzero().flatten())
+            offset += len(seg.samples)
+            out.append(seg._replace(samples=seg.samples[mask]))
+        index = torch.cat(keep)
+        if len(index) < offset:
+            stack.keep(index, kv_cache)
+        stack.segments = out
+    return [r for r in requests if r.name not in known and bool(r.rows.any())]
 
 
 def _mask(seg: torch.Tensor, b: int) -> torch.Tensor:

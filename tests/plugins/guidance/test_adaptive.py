@@ -107,11 +107,6 @@ def test_adaptive_is_refused_on_one_step_models():
         genloom.load("smoke")(labels=[1], guidance="adaptive", guidance_scale=2.0)
 
 
-@pytest.fixture(scope="module")
-def var_pipe():
-    return genloom.load("var-shapes")
-
-
 VAR_KW = dict(labels=[0, 3, 5, 8], seed=4, guidance_scale=4.0, output_type="pt")
 
 

@@ -70,12 +70,14 @@ def test_bad_options(tiny_pipe, kw, message):
 
 class FixedReference:
     """A protocol policy guiding away from fixed reference labels from scale ``start`` on; its branch starts at
-    ``branch_from`` (0: evaluated, unused, from the first scale; ``start``: prefilled when it starts)."""
+    ``branch_from`` (0: evaluated, unused, from the first scale; ``start``: prefilled when it starts), on the
+    loaded model or on another network (``guide``)."""
 
     name, space = "fixed-reference", "affine"
 
-    def __init__(self, labels, start, branch_from, weight=2.0):
+    def __init__(self, labels, start, branch_from, weight=2.0, guide=None):
         self.labels, self.start, self.branch_from, self.weight = torch.tensor(labels), start, branch_from, weight
+        self.networks = {"guide": guide} if guide is not None else {}
 
     def init_state(self, batch_size):
         return None
@@ -83,25 +85,28 @@ class FixedReference:
     def request(self, info, state):
         if info.step < self.branch_from:
             return []
-        return [BranchRequest("ref", rows=torch.ones(info.batch_size, dtype=torch.bool), labels=self.labels)]
+        return [BranchRequest("ref", rows=torch.ones(info.batch_size, dtype=torch.bool), labels=self.labels,
+                              network="guide" if self.networks else "main")]
 
     def combine(self, info, outputs, state):
         cond = outputs["cond"]
         return cond + self.weight * (cond - outputs["ref"]) if info.step >= self.start else cond
 
 
-@pytest.fixture(scope="module")
-def var_pipe():
-    return genloom.load("var-shapes")
-
-
 @pytest.mark.parametrize("kv_cache", [True, False])
-def test_a_next_scale_branch_started_late_is_prefilled_to_the_same_logits(var_pipe, kv_cache):
+@pytest.mark.parametrize("on_guide", [False, True])
+def test_a_next_scale_branch_started_late_is_prefilled_to_the_same_logits(var_pipe, var_guide_weights, kv_cache,
+                                                                          on_guide):
+    """The same reference branch evaluated from the first scale or started (prefilled) at scale 3 gives the same
+    guided logits and tokens — on the loaded model's KV caches, or on another network's, whose caches start
+    empty (``on_guide``)."""
     from genloom.engine.seeding import ImageRNG
     from genloom.samplers.next_scale import sample_next_scale
 
     model, labels = var_pipe.model, torch.tensor([0, 3, 5])
-    runs = [sample_next_scale(model, labels, ImageRNG([7, 8, 9]), guidance=FixedReference([4, 4, 1], 3, start),
+    guide = genloom.load("var-shapes", weights=var_guide_weights).model if on_guide else None
+    runs = [sample_next_scale(model, labels, ImageRNG([7, 8, 9]),
+                              guidance=FixedReference([4, 4, 1], 3, start, guide=guide),
                               keep_guided_logits=True, kv_cache=kv_cache) for start in (0, 3)]
     early, late = runs
     assert early.nfe.tolist() == late.nfe.tolist() == [12, 12, 12]  # the prefill counts one NFE per earlier scale

@@ -56,8 +56,8 @@ def register_guidance(register) -> None:  # type: ignore[no-untyped-def]
         description="Adaptive Guidance: CFG per sample until cos(cond, uncond) > threshold, then conditional-only "
                     "(the unconditional rows stop costing NFE)"))
     register(GuidanceSpec(
-        name="autoguidance", factory=_autoguidance, paradigms=frozenset({Paradigm.DIFFUSION}), options=ATG_OPTIONS,
-        context=True,
+        name="autoguidance", factory=_autoguidance, paradigms=frozenset({Paradigm.DIFFUSION, Paradigm.NEXT_SCALE}),
+        options=ATG_OPTIONS, context=True,
         description="autoguidance: p_guide + w·(p_c − p_guide) with a weaker checkpoint of the same model "
                     "(guide_weights=)"))
     register(GuidanceSpec(

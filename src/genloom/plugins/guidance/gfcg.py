@@ -99,13 +99,9 @@ class GFCG:
             raise InvalidRequest(f"Classifier {classifier!r} has {clf.num_classes} classes, model {spec.name!r} "
                                  f"{spec.num_classes}; GFCG needs a classifier over the model's own classes.")
         guide = None
-        if spec.paradigm.value == "next-scale":
-            if reference_model == "guide":
-                raise InvalidRequest("GFCG on next-scale models evaluates the loaded model only; use "
-                                     "reference_model='main'.")
-            if spec.default_steps and not 1 <= choose_scale < spec.default_steps:
-                raise InvalidRequest(f"GFCG choose_scale must name a scale after the first of {spec.name!r}'s "
-                                     f"{spec.default_steps}: 1 … {spec.default_steps - 1}, got {choose_scale}.")
+        if spec.paradigm.value == "next-scale" and spec.default_steps and not 1 <= choose_scale < spec.default_steps:
+            raise InvalidRequest(f"GFCG choose_scale must name a scale after the first of {spec.name!r}'s "
+                                 f"{spec.default_steps}: 1 … {spec.default_steps - 1}, got {choose_scale}.")
         if reference_model == "guide":
             if guide_weights is None:
                 raise InvalidRequest("GFCG with reference_model='guide' needs guide_weights= (the weaker model).")

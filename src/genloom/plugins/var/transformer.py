@@ -55,11 +55,13 @@ class SelfAttention(nn.Module):
     def join_rows(self, kept: tuple[tuple[torch.Tensor, torch.Tensor] | None, int]) -> None:
         """The set-aside cache with the new rows' cache (same length so far) appended as further rows."""
         old, length = kept
-        if old is not None and self.cache is not None:
+        if old is None:  # no rows before: the new rows' cache is the whole cache
+            return
+        if self.cache is not None:
             if self.cache_len != length:
                 raise RuntimeError(f"new rows cover {self.cache_len} tokens, the cache {length}")
             self.cache = (torch.cat((old[0], self.cache[0])), torch.cat((old[1], self.cache[1])))
-        elif old is not None:
+        else:
             self.cache = old
         self.cache_len = length
 
