@@ -1,14 +1,14 @@
 """Guidance policies side by side on one model: mean NFE per image, wall time, class accuracy, FD, precision and
 recall (shapes-cnn against the shapes test split) for none / CFG / AG / LinearAG / GFCG / CFG+GFCG / ATG, fixed
-seeds and balanced labels. Rows a model cannot run (LinearAG and ATG are diffusion-only; ATG needs
-``--guide-weights``) are listed as skipped with the reason. LinearAG's table is calibrated here first on
+seeds and balanced labels. Rows a model cannot run (LinearAG is diffusion-only; ATG needs ``--guide-weights``, on
+VAR an earlier checkpoint on the same VQVAE) are listed as skipped with the reason. LinearAG's table is calibrated here first on
 ``--calibrate`` full-CFG trajectories (seeds disjoint from the measured ones) unless ``--lag-table`` is given.
 
     python benchmarks/guidance_table.py --model lamamba --weights W --vae V -L 'noise_schedule={...}' \\
         --sampler ddim --steps 25 --scale 3 [--per-class 50] [--ag-threshold 0.99] [--gfcg-scale 2] \\
         [--guide-weights EARLIER_CHECKPOINT] [--rows none cfg adaptive ...]
     python benchmarks/guidance_table.py --model var-shapes --scale 5 --rows none cfg adaptive gfcg cfg+gfcg \
-        [--gfcg-choose-scale 2]
+        [--gfcg-choose-scale 2] [--guide-weights EARLIER_CHECKPOINT --atg-scale 2]
     smoke mode (CI): --model var-shapes --per-class 1 --rows none cfg adaptive --num-reference 50
 """
 
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--gfcg-scale", type=float, default=2.0, help="GFCG's w_max")
     parser.add_argument("--gfcg-choose-scale", type=int, default=2, help="next-scale models: GFCG's choose_scale")
     parser.add_argument("--guide-weights", default=None, help="autoguidance's weaker checkpoint")
+    parser.add_argument("--atg-scale", type=float, default=None, help="ATG's w (default: --scale)")
     parser.add_argument("--lag-table", default=None, help="a LinearAG table (default: calibrate one here)")
     parser.add_argument("--calibrate", type=int, default=100, help="trajectories for LinearAG's calibration")
     parser.add_argument("--per-class", type=int, default=50)
@@ -76,7 +77,8 @@ def main() -> None:
             "gfcg": {"guidance": "gfcg", "guidance_scale": args.gfcg_scale, **gfcg_extra},
             "cfg+gfcg": {"guidance": "cfg+gfcg", "guidance_scale": w, "gfcg.scale": args.gfcg_scale,
                          **{f"gfcg.{k}": v for k, v in gfcg_extra.items()}},
-            "autoguidance": {"guidance": "autoguidance", "guidance_scale": w, "guide_weights": args.guide_weights},
+            "autoguidance": {"guidance": "autoguidance", "guidance_scale": w if args.atg_scale is None else
+                             args.atg_scale, "guide_weights": args.guide_weights},
         }
         print(f"{pipe.spec.name}: {n} samples (seed {args.seed}+), {args.num_reference} test images as reference")
         print("| policy | mean NFE | s/image | class accuracy | FD | precision | recall |")
