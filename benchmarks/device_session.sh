@@ -27,6 +27,7 @@ DATA_SIZE=${DATA_SIZE:-5000}     # real images for the distillation head
 PER_CLASS=${PER_CLASS:-50}       # samples per class in the scores
 QUICK=${QUICK:-0}                # 1: the kernels' smoke sizes (dry runs)
 STUDENT=${STUDENT:-checkpoints/lamamba_shapes_fdistill_js_stack.safetensors}
+GUIDE_SCALE=${GUIDE_SCALE:-6}    # the autoguidance w baked into the student's target (the kept student's)
 VAR_INIT=${VAR_INIT:-checkpoints/var_shapes_colour_step9000.safetensors}
 VAR_VAE=${VAR_VAE:-checkpoints/var_shapes_vae_colour.safetensors}
 mkdir -p "$OUT" || exit 1
@@ -53,6 +54,7 @@ echo "kernels.py: exit $?" >> "$LOG"
 
 # 2. the two training legs side by side; each writes its weights when its minutes are up
 "${GENLOOM[@]}" distill --init-student "$STUDENT" --lr 3e-4 --critic-lr 2e-4 --gan-weight 0.03 --batch-size "$BATCH" \
+    --guide-scale "$GUIDE_SCALE" \
     --data-size "$DATA_SIZE" --steps 1000000 --max-minutes "$MINUTES" --checkpoint-every 0 --device "$DEVICE" \
     --out /tmp/fd > "$OUT/distill.log" 2>&1 &
 DISTILL=$!
