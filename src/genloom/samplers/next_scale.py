@@ -179,10 +179,10 @@ def sample_next_scale(
     branches = _checked_requests(denoiser, _info(0, num_scales, b))  # their KV caches start at the first scale
     stacks = _first_stacks(denoiser, branches, labels, b)
     side = pns[-1]
-    f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=stacks["main"].cond.dtype)
+    f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=stacks[id(model)].cond.dtype)
     indices, kept = [], []
     maps: list[torch.Tensor] = []  # the input map of scales 1, 2, … (per sample): new branches' prefill
-    for net in denoiser.networks.values():
+    for net in _distinct(denoiser.networks):
         net.kv_caching(kv_cache)
     try:
         for k, pn in enumerate(pns):
@@ -226,7 +226,7 @@ def sample_next_scale(
             if on_scale is not None:
                 on_scale(k + 1, num_scales, lambda f=f_hat: model.decode(f))  # a preview, decoded on demand
     finally:
-        for net in denoiser.networks.values():
+        for net in _distinct(denoiser.networks):
             net.kv_caching(False)
     images = model.decode(f_hat) if decode else f_hat
     if decode and edit is not None:
@@ -235,11 +235,17 @@ def sample_next_scale(
                            guidance=denoiser.report())
 
 
+def _distinct(networks: dict[str, Any]) -> list[Any]:
+    """Each network object once (two names may load the same checkpoint into one object)."""
+    return list({id(net): net for net in networks.values()}.values())
+
+
 @dataclass
 class _Stack:
     """One network's stacked rows, which its KV caches hold: which branch and sample each row serves (the main
     network's start with the conditional rows), their condition vectors, the next scale's input tokens and,
-    without a KV cache, the tokens of every scale so far."""
+    without a KV cache, the tokens of every scale so far. Stacks are keyed by the network object, so names that
+    share one object (a guide loaded once for two policies, or the model itself) share its one KV cache."""
 
     net: Any
     segments: list[Segment]
@@ -270,19 +276,21 @@ class _Stack:
 
 
 def _first_stacks(denoiser: GuidedDenoiser, branches: list[BranchRequest], labels: torch.Tensor,
-                  b: int) -> dict[str, _Stack]:
+                  b: int) -> dict[int, _Stack]:
     """Each network's rows at the first scale: the main network's conditional rows and branches, then each other
     network's branches (one forward per network per scale)."""
-    segments: dict[str, list[Segment]] = {"main": [Segment("cond", torch.arange(b, device=labels.device))]}
+    main = denoiser.networks["main"]
+    segments: dict[int, list[Segment]] = {id(main): [Segment("cond", torch.arange(b, device=labels.device))]}
     for r in branches:
-        segments.setdefault(r.network, []).append(
+        segments.setdefault(id(denoiser.networks[r.network]), []).append(
             Segment(r.name, r.rows.to(labels.device).nonzero().flatten(), r.network))
+    nets = {id(net): net for net in denoiser.networks.values()}
     stacks = {}
-    for network, segs in segments.items():
-        net = denoiser.networks[network]
+    for key, segs in segments.items():
+        net = nets[key]
         rows = torch.cat([_segment_labels(seg, branches, labels, net.num_classes) for seg in segs])
         cond, tokens = net.first_stage(rows)
-        stacks[network] = _Stack(net, segs, cond, tokens)
+        stacks[key] = _Stack(net, segs, cond, tokens)
     return stacks
 
 
@@ -294,7 +302,7 @@ def _segment_labels(seg: Segment, branches: list[BranchRequest], labels: torch.T
     return _branch_labels(req, labels, null_class)[seg.samples]
 
 
-def _start_branch(denoiser: GuidedDenoiser, stacks: dict[str, _Stack], req: BranchRequest, labels: torch.Tensor,
+def _start_branch(denoiser: GuidedDenoiser, stacks: dict[int, _Stack], req: BranchRequest, labels: torch.Tensor,
                   maps: list[torch.Tensor], k: int, kv_cache: bool) -> None:
     """A branch that starts at scale ``k``: its rows' KV caches are filled over the scales before (one
     block-causal forward, counted as one NFE per earlier scale) on the network it names."""
@@ -303,9 +311,9 @@ def _start_branch(denoiser: GuidedDenoiser, stacks: dict[str, _Stack], req: Bran
     new_cond, first = net.first_stage(_branch_labels(req, labels, net.num_classes)[seg])
     past = [first] + [net.stage_tokens(j, maps[j - 1])[seg] for j in range(1, k)]
     tokens = net.stage_tokens(k, maps[k - 1])[seg]
-    stack = stacks.get(req.network)
+    stack = stacks.get(id(net))
     if stack is None:
-        stack = stacks[req.network] = _Stack(net, [], new_cond[:0], tokens[:0])
+        stack = stacks[id(net)] = _Stack(net, [], new_cond[:0], tokens[:0])
     if kv_cache:
         net.add_rows(torch.cat(past, dim=1), new_cond)
     else:
@@ -353,7 +361,7 @@ def _branch_labels(req: BranchRequest, labels: torch.Tensor, null_class: int) ->
     return req.labels.to(labels.device) if req.labels is not None else labels
 
 
-def _update_branches(denoiser: GuidedDenoiser, branches: list[BranchRequest], stacks: dict[str, _Stack],
+def _update_branches(denoiser: GuidedDenoiser, branches: list[BranchRequest], stacks: dict[int, _Stack],
                      info: StepInfo, b: int, kv_cache: bool) -> list[BranchRequest]:
     """The policy's branches at this scale: an existing one may keep fewer rows than before, never more (a
     dropped row's KV cache is gone) — each network's rows are compacted in place; a new one is returned to be

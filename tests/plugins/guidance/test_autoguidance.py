@@ -100,3 +100,19 @@ def test_on_var_a_guide_on_another_tokenizer_is_refused(var_pipe, tmp_path):
     guide = genloom.load("var-shapes", vae=str(other_vae)).model
     with pytest.raises(InvalidRequest, match="same scales and VQVAE codebook"):
         sample_next_scale(var_pipe.model, torch.tensor([1]), ImageRNG([0]), guidance=AutoGuidance(2.0, guide))
+
+
+def test_on_var_a_guide_that_is_the_model_itself_shares_its_kv_cache_and_cancels_out(var_pipe):
+    """One network object under two names keeps one KV cache: its guide rows sit beside the conditional rows (a
+    second cache would overwrite the first); with the model as its own guide, (1+s)·ℓ_c − s·ℓ_c is ℓ_c."""
+    from genloom.engine.seeding import ImageRNG
+    from genloom.plugins.guidance.autoguidance import AutoGuidance
+    from genloom.samplers.next_scale import sample_next_scale
+
+    model, labels = var_pipe.model, torch.tensor([2, 6, 9])
+    own = sample_next_scale(model, labels, ImageRNG([1, 2, 3]), guidance=AutoGuidance(scale=3.0, guide=model),
+                            keep_guided_logits=True)
+    plain = sample_next_scale(model, labels, ImageRNG([1, 2, 3]), keep_guided_logits=True)
+    assert own.nfe.tolist() == [12] * 3
+    for a, b in zip(own.guided_logits, plain.guided_logits, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
