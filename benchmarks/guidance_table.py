@@ -1,8 +1,9 @@
 """Guidance policies side by side on one model: mean NFE per image, wall time, class accuracy, FD, precision and
 recall (shapes-cnn against the shapes test split) for none / CFG / AG / LinearAG / GFCG / CFG+GFCG / ATG, fixed
-seeds and balanced labels. Rows a model cannot run (LinearAG is diffusion-only; ATG needs ``--guide-weights``, on
-VAR an earlier checkpoint on the same VQVAE) are listed as skipped with the reason. LinearAG's table is calibrated here first on
-``--calibrate`` full-CFG trajectories (seeds disjoint from the measured ones) unless ``--lag-table`` is given.
+seeds and balanced labels. Rows a model cannot run (LinearAG is diffusion-only; ATG needs ``--guide-weights``,
+on VAR an earlier checkpoint on the same VQVAE) are listed as skipped with the reason. LinearAG's table is
+calibrated here first on ``--calibrate`` full-CFG trajectories (seeds disjoint from the measured ones) unless
+``--lag-table`` is given.
 
     python benchmarks/guidance_table.py --model lamamba --weights W --vae V -L 'noise_schedule={...}' \\
         --sampler ddim --steps 25 --scale 3 [--per-class 50] [--ag-threshold 0.99] [--gfcg-scale 2] \\

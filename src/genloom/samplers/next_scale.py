@@ -182,7 +182,7 @@ def sample_next_scale(
     f_hat = torch.zeros(b, model.latent_channels, side, side, device=device, dtype=stacks[id(model)].cond.dtype)
     indices, kept = [], []
     maps: list[torch.Tensor] = []  # the input map of scales 1, 2, … (per sample): new branches' prefill
-    for net in _distinct(denoiser.networks):
+    for net in _by_object(denoiser.networks).values():
         net.kv_caching(kv_cache)
     try:
         for k, pn in enumerate(pns):
@@ -226,7 +226,7 @@ def sample_next_scale(
             if on_scale is not None:
                 on_scale(k + 1, num_scales, lambda f=f_hat: model.decode(f))  # a preview, decoded on demand
     finally:
-        for net in _distinct(denoiser.networks):
+        for net in _by_object(denoiser.networks).values():
             net.kv_caching(False)
     images = model.decode(f_hat) if decode else f_hat
     if decode and edit is not None:
@@ -235,9 +235,9 @@ def sample_next_scale(
                            guidance=denoiser.report())
 
 
-def _distinct(networks: dict[str, Any]) -> list[Any]:
-    """Each network object once (two names may load the same checkpoint into one object)."""
-    return list({id(net): net for net in networks.values()}.values())
+def _by_object(networks: dict[str, Any]) -> dict[int, Any]:
+    """Each network object once, by identity (two names may hold one object)."""
+    return {id(net): net for net in networks.values()}
 
 
 @dataclass
@@ -279,27 +279,18 @@ def _first_stacks(denoiser: GuidedDenoiser, branches: list[BranchRequest], label
                   b: int) -> dict[int, _Stack]:
     """Each network's rows at the first scale: the main network's conditional rows and branches, then each other
     network's branches (one forward per network per scale)."""
-    main = denoiser.networks["main"]
-    segments: dict[int, list[Segment]] = {id(main): [Segment("cond", torch.arange(b, device=labels.device))]}
-    for r in branches:
-        segments.setdefault(id(denoiser.networks[r.network]), []).append(
-            Segment(r.name, r.rows.to(labels.device).nonzero().flatten(), r.network))
-    nets = {id(net): net for net in denoiser.networks.values()}
-    stacks = {}
-    for key, segs in segments.items():
-        net = nets[key]
-        rows = torch.cat([_segment_labels(seg, branches, labels, net.num_classes) for seg in segs])
-        cond, tokens = net.first_stage(rows)
-        stacks[key] = _Stack(net, segs, cond, tokens)
+    conditional = (Segment("cond", torch.arange(b, device=labels.device)), labels)
+    parts: dict[int, list[tuple[Segment, torch.Tensor]]] = {id(denoiser.networks["main"]): [conditional]}
+    for r in branches:  # each segment with its rows' labels
+        net = denoiser.networks[r.network]
+        seg = r.rows.to(labels.device).nonzero().flatten()
+        parts.setdefault(id(net), []).append((Segment(r.name, seg, r.network),
+                                              _branch_labels(r, labels, net.num_classes)[seg]))
+    nets, stacks = _by_object(denoiser.networks), {}
+    for key, rows in parts.items():
+        cond, tokens = nets[key].first_stage(torch.cat([row_labels for _, row_labels in rows]))
+        stacks[key] = _Stack(nets[key], [seg for seg, _ in rows], cond, tokens)
     return stacks
-
-
-def _segment_labels(seg: Segment, branches: list[BranchRequest], labels: torch.Tensor,
-                    null_class: int) -> torch.Tensor:
-    if seg.name == "cond":
-        return labels
-    req = next(r for r in branches if r.name == seg.name)
-    return _branch_labels(req, labels, null_class)[seg.samples]
 
 
 def _start_branch(denoiser: GuidedDenoiser, stacks: dict[int, _Stack], req: BranchRequest, labels: torch.Tensor,
