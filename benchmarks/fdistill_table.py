@@ -35,7 +35,7 @@ def measure(pipe, labels: list[int], seed: int, batch: int, num_reference: int, 
 
 def shown(request: dict) -> str:
     """A guidance request in a table cell: ``cfg+autoguidance w 3, stop=0.5, autoguidance.scale=4``."""
-    if not request.get("guidance"):
+    if request.get("guidance") in (None, "none"):
         return "no guidance"
     extra = [f"{k}={v:g}" for k, v in request.items() if isinstance(v, float) and k != "guidance_scale"]
     return ", ".join([f"{request['guidance']} w {request['guidance_scale']:g}", *extra])

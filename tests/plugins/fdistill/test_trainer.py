@@ -225,3 +225,38 @@ def test_the_label_table_learns_class_lr_mult_times_faster_and_the_rest_alike(fi
     with pytest.raises(InvalidRequest, match="another configuration.*class_lr_mult"):
         distill(tmp_path / "1.0", _settings(npz, class_lr_mult=10.0, **{**one_step, "steps": 2}), resume=state,
                 engine=engine, log=quiet)
+
+
+def test_teacher_pairs_are_the_teachers_samples_written_once_and_a_resumed_leg_reuses_them(files, tmp_path):
+    from genloom.plugins.fdistill.student import read_student_config, teacher_guidance
+
+    _, weights, npz = files
+    engine = _engine(weights)
+    settings = _settings(npz, regression_pairs=5, regression_weight=1.0)
+    a = distill(tmp_path / "a", settings, engine=engine, log=quiet)
+    pairs = load_file(tmp_path / "a" / "tiny-teacher-fdistill-js_pairs5.safetensors")
+    assert pairs["z"].shape == pairs["x0"].shape == (5, 3, 8, 8) and pairs["labels"].tolist() == [0, 1, 2, 3, 4]
+    guidance = teacher_guidance(read_student_config(a))  # the guidance the student bakes in: CFG w 2
+    assert guidance == {"guidance": "cfg", "guidance_scale": 2.0}
+    teacher = engine.load("tiny-teacher")(labels=[0, 1, 2, 3, 4], latents=pairs["z"], output_type="latent",
+                                          **guidance)
+    assert torch.allclose(teacher.images.float(), pairs["x0"], atol=1e-5)  # the teacher's samples of those noises
+
+    half = distill(tmp_path / "half", replace(settings, steps=3), engine=engine, log=quiet)
+    lines = []
+    b = distill(tmp_path / "half", settings, resume=str(half.with_name("tiny-teacher-fdistill-js_state.safetensors")),
+                engine=engine, log=lines.append)
+    assert any("reading 5 teacher pairs" in line for line in lines)  # not sampled again
+    sa, sb = load_file(a), load_file(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)  # bit-identical with the regression loss on
+    plain = load_file(distill(tmp_path / "plain", _settings(npz), engine=engine, log=quiet))
+    assert any(not torch.equal(sa[k], plain[k]) for k in sa)  # the loss reaches the student
+
+    # a pairs file of another run (another seed) is refused, not overwritten; bad numbers before any work
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "tiny-teacher-fdistill-js_pairs5.safetensors").write_bytes(
+        (tmp_path / "a" / "tiny-teacher-fdistill-js_pairs5.safetensors").read_bytes())
+    with pytest.raises(InvalidRequest, match="holds teacher pairs of another run"):
+        distill(tmp_path / "other", replace(settings, seed=1), engine=engine, log=quiet)
+    with pytest.raises(InvalidRequest, match="--regression-pairs and --regression-weight must be ≥ 0"):
+        distill(tmp_path / "bad", replace(settings, regression_pairs=-1), engine=engine, log=quiet)

@@ -40,10 +40,21 @@ class Draws:
     real_rows: torch.Tensor | None = None
     real_t: torch.Tensor | None = None
     real_eps: torch.Tensor | None = None
+    pair_rows: torch.Tensor | None = None  # a student step's rows of the teacher pairs (the regression loss)
 
     def to(self, device: torch.device) -> Draws:
         return Draws(*(None if v is None else v.to(device) for v in (
-            self.z, self.labels, self.t, self.eps, self.real_rows, self.real_t, self.real_eps)))
+            self.z, self.labels, self.t, self.eps, self.real_rows, self.real_t, self.real_eps, self.pair_rows)))
+
+
+@dataclass
+class Regression:
+    """A student step's teacher pairs (noise, labels, the teacher's samples) and the regression loss's weight."""
+
+    z: torch.Tensor
+    labels: torch.Tensor
+    x0: torch.Tensor
+    weight: float
 
 
 class Distiller(torch.nn.Module):
@@ -113,8 +124,9 @@ class Distiller(torch.nn.Module):
         return cond, feats
 
     # -- the two steps ------------------------------------------------------------------------------------------
-    def student_loss(self, d: Draws) -> tuple[torch.Tensor, dict[str, float]]:
-        """``L_fdiv + λ_G·softplus(−ℓ)``; gradients reach only the student (the head is frozen for this step)."""
+    def student_loss(self, d: Draws, regression: Regression | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """``L_fdiv + λ_G·softplus(−ℓ)`` (``+ λ_reg·MSE(G(z_i), teacher sample i)`` with teacher pairs); gradients
+        reach only the student (the head is frozen for this step)."""
         self.head.requires_grad_(False)
         try:
             x = self.generate(d.z, d.labels)
@@ -129,7 +141,12 @@ class Distiller(torch.nn.Module):
             self.head.requires_grad_(True)
         stats = {"f_distill_loss": float(loss_fdiv.detach()), "gan_loss_gen": float(gan.detach()),
                  "h_min": float(h.min()), "h_avg": float(h.mean()), "h_max": float(h.max())}
-        return loss_fdiv + self.gan_weight * gan, stats
+        loss = loss_fdiv + self.gan_weight * gan
+        if regression is not None:
+            reg = F.mse_loss(self.generate(regression.z, regression.labels).float(), regression.x0.float())
+            stats["regression_loss"] = float(reg.detach())
+            loss = loss + regression.weight * reg
+        return loss, stats
 
     def fdiv_loss(self, x: torch.Tensor, d_fake: torch.Tensor, d_teacher: torch.Tensor, logits: torch.Tensor,
                   t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -47,6 +47,13 @@ class DistillSettings:
     gan_weight: float = field(default=3e-3, metadata={
         "help": "λ_G: weight of the student's GAN term (must be > 0: the head supplies the density ratio)."})
     disc_weight: float = field(default=1.0, metadata={"help": "Weight of the head's loss in the critic step."})
+    regression_pairs: int = field(default=0, metadata={
+        "help": "Teacher samples the student also regresses onto (DMD's regression loss, Yin et al. 2024; not part "
+                "of f-distill): N noises drawn once, sampled by the teacher with its default sampler and the "
+                "guidance the student bakes in, written to the output folder and reused by --resume (0: off)."})
+    regression_weight: float = field(default=0.25, metadata={
+        "help": "Weight of the regression loss (MSE to the teacher's sample from the same noise, in the teacher's "
+                "input space) when --regression-pairs is on."})
     t_min: float = field(default=0.02, metadata={"help": "Lowest noise time of the matching loss (fraction of T)."})
     t_max: float = field(default=0.98, metadata={"help": "Highest noise time of the matching loss (fraction of T)."})
     ratio_bins: int = field(default=10, metadata={"help": "Time bins of the per-noise-level ratio normalisation."})
@@ -72,8 +79,8 @@ class DistillSettings:
 #: settings a resumed run must share with the state it continues (the rest, e.g. --steps, may change)
 SAME_RUN = ("teacher", "teacher_weights_sha256", "teacher_option", "divergence", "guidance_scale", "baked_guide",
             "batch_size", "seed", "student_update_freq", "ratio_bins", "t_min", "t_max", "data", "data_size",
-            "class_lr_mult")
+            "class_lr_mult", "regression_pairs")
 #: settings added after states were written: the value such a state ran with
-SINCE = {"class_lr_mult": 1.0}
+SINCE = {"class_lr_mult": 1.0, "regression_pairs": 0}
 #: the safetensors metadata key of a student file (the teacher, its options, the divergence, w)
 METADATA_KEY = "genloom_fdistill"

@@ -47,7 +47,7 @@ def teacher_guidance(c: StudentConfig) -> dict[str, Any]:
     guide = baked.get("guide_weights")
     if c.guidance_scale == 1.0:
         return {"guidance": "autoguidance", "guidance_scale": baked["guide_scale"], "guide_weights": guide} \
-            if guide else {"guidance": None}
+            if guide else {"guidance": "none"}  # not None: a pipeline reads None as the model's default
     request: dict[str, Any] = {"guidance": "cfg", "guidance_scale": c.guidance_scale}
     if baked.get("cfg_stop", 1.0) < 1.0:
         request["stop"] = baked["cfg_stop"]

@@ -35,7 +35,8 @@ from ...training import (
     save_training_state,
 )
 from .divergences import divergence as find_divergence
-from .objective import Distiller, Draws
+from .objective import Distiller, Draws, Regression
+from .pairs import pairs_path, teacher_pairs
 from .settings import METADATA_KEY, SAME_RUN, SINCE, DistillSettings
 from .student import read_student_config
 
@@ -177,18 +178,30 @@ def real_data(teacher: Teacher, s: DistillSettings, log: Callable[[str], None]) 
 
 def draw(gen: torch.Generator, s: DistillSettings, shape: tuple[int, ...], num_classes: int, t_range: tuple[int, int],
          real_count: int, critic: bool) -> Draws:
-    """One iteration's randomness for the global batch (student noise, labels, times, noise; real rows too)."""
+    """One iteration's randomness for the global batch (student noise, labels, times, noise; real rows for a
+    critic step, teacher-pair rows for a student step when the regression loss is on)."""
     b = s.batch_size
     z = torch.randn((b, *shape), generator=gen)
     labels = torch.randint(max(num_classes, 1), (b,), generator=gen)  # class-free teachers ignore them
     t = torch.randint(t_range[0], t_range[1] + 1, (b,), generator=gen)
     eps = torch.randn((b, *shape), generator=gen)
     if not critic:
-        return Draws(z, labels, t, eps)
+        pair_rows = torch.randint(s.regression_pairs, (b,), generator=gen) if s.regression_pairs else None
+        return Draws(z, labels, t, eps, pair_rows=pair_rows)
     rows = torch.randint(real_count, (b,), generator=gen)
     real_t = torch.randint(t_range[0], t_range[1] + 1, (b,), generator=gen)
     real_eps = torch.randn((b, *shape), generator=gen)
     return Draws(z, labels, t, eps, rows, real_t, real_eps)
+
+
+def regression_batch(pairs: dict[str, torch.Tensor] | None, d: Draws, weight: float,
+                     device: torch.device) -> Regression | None:
+    """The teacher pairs a student step regresses onto (None when the regression loss is off)."""
+    if pairs is None or d.pair_rows is None:
+        return None
+    rows = d.pair_rows.cpu()
+    return Regression(pairs["z"][rows].to(device), pairs["labels"][rows].to(device), pairs["x0"][rows].to(device),
+                      weight)
 
 
 def _rows(d: Draws, rank: int, world: int) -> Draws:
@@ -248,6 +261,9 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
 
     check_settings(s, positive=("steps", "batch_size", "lr", "critic_lr", "class_lr_mult", "student_update_freq",
                                 "gan_weight", "ratio_bins", "data_size", "max_minutes"), fractions=("ratio_ema", "ema"))
+    if s.regression_pairs < 0 or not s.regression_weight >= 0:
+        raise InvalidRequest(f"--regression-pairs and --regression-weight must be ≥ 0 (0 pairs: no regression "
+                             f"loss), got {s.regression_pairs} and {s.regression_weight}.")
     div = find_divergence(s.divergence)
     if not 0 <= s.t_min < s.t_max <= 1:
         raise InvalidRequest(f"--t-min/--t-max must satisfy 0 ≤ t-min < t-max ≤ 1, got {s.t_min}, {s.t_max}.")
@@ -272,6 +288,13 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         init = (recorded_settings(resume) or {}).get("init")  # a started run's origin (a state: checked above)
     run_settings["init"] = init
     real, real_labels = real_data(teacher, s, log)
+    pairs = None
+    if s.regression_pairs:  # sampled once by the main process, read by the others and by a resumed leg
+        where = pairs_path(out, stem, s.regression_pairs)
+        if state.is_main_process:
+            pairs = teacher_pairs(engine, teacher, s.regression_pairs, s.seed, where, log)
+        state.wait_for_everyone()
+        pairs = pairs or teacher_pairs(engine, teacher, s.regression_pairs, s.seed, where, log)
 
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
@@ -301,7 +324,7 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         d = _rows(draw(gen, s, shape, spec.num_classes, t_range, len(real), not student_turn), rank, world)
         d = d.to(device)
         if student_turn:
-            loss, stats = distiller.student_loss(d)
+            loss, stats = distiller.student_loss(d, regression_batch(pairs, d, s.regression_weight, device))
             opt, params = opt_student, list(distiller.student.parameters())
         else:
             rows = d.real_rows.cpu()  # type: ignore[union-attr]

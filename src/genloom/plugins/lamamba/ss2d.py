@@ -113,9 +113,10 @@ class SS2D(nn.Module):
 
     def orders(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         key = (height, width, str(device))
-        if key not in self._orders:
-            order = snake_orders(height, width).to(device)
-            self._orders[key] = (order, torch.argsort(order, dim=1))
+        if key not in self._orders:  # normal tensors even when first built while sampling (inference mode), so a
+            with torch.inference_mode(False):  # model that sampled can still be trained (f-distill's teacher pairs)
+                order = snake_orders(height, width).to(device)
+                self._orders[key] = (order, torch.argsort(order, dim=1))
         return self._orders[key]
 
     def scan_operands(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

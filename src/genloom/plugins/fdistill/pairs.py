@@ -1,0 +1,66 @@
+"""Teacher pairs for the optional regression loss (DMD, Yin et al. 2024 — not part of f-distill): noises drawn once
+and the teacher's samples from them, through the engine's pipeline with the teacher's default sampler and the
+guidance the student bakes in. The student regresses ``G(z)`` onto the teacher's sample of the same ``z``: a
+per-sample anchor to the teacher's own noise-to-image map, which distribution matching alone does not give.
+
+The pairs are written once beside the run's files (``<student>_pairs<N>.safetensors``) and read back by a resumed
+leg, so a resume stays bit-identical and does not pay for them twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...engine import weights
+from ...engine.errors import InvalidRequest
+from .student import StudentConfig, teacher_guidance
+
+PAIRS_KEY = "genloom_fdistill_pairs"
+SEED_OFFSET = 1_000_003  # the pairs' noise is a stream of its own, apart from the run's draws
+BATCH = 100
+
+
+def pairs_path(out: Path, stem: str, count: int) -> Path:
+    return out / f"{stem}_pairs{count}.safetensors"
+
+
+def teacher_pairs(engine: Any, teacher: Any, count: int, seed: int, path: Path,
+                  log: Callable[[str], None]) -> dict[str, torch.Tensor]:
+    """``{"z", "labels", "x0"}`` on the CPU: ``count`` noises of the teacher's latent shape, labels ``i % classes``
+    and the teacher's samples (its input space) — read from ``path`` when it holds this very set, else sampled
+    and written there. A file there of another teacher, guidance or seed is refused, never overwritten."""
+    about = {"teacher_sha256": teacher.sha256, "guidance": request(teacher), "count": count, "seed": seed}
+    if path.exists():
+        recorded = json.loads(weights.read_metadata(path).get(PAIRS_KEY, "null") or "null")
+        if recorded != about:
+            raise InvalidRequest(f"{path} holds teacher pairs of another run ({recorded}); move it away or pass "
+                                 f"another --out.")
+        log(f"reading {count} teacher pairs from {path}")
+        return weights.read_state_dict(path)
+    from ...engine.pipeline import Pipeline
+
+    model = teacher.model
+    gen = torch.Generator().manual_seed(seed + SEED_OFFSET)
+    z = torch.randn((count, *model.latent_shape), generator=gen)
+    labels = torch.arange(count) % max(model.spec.num_classes, 1)
+    pipe = Pipeline(engine, model)
+    log(f"sampling {count} teacher pairs ({', '.join(f'{k}={v}' for k, v in about['guidance'].items())})…")
+    x0 = torch.cat([pipe(labels=labels[i:i + BATCH].tolist() if model.spec.num_classes else None,
+                         num_images=len(z[i:i + BATCH]), latents=z[i:i + BATCH], output_type="latent",
+                         seed=0, **about["guidance"]).images.detach().float().cpu()
+                    for i in range(0, count, BATCH)])
+    pairs = {"z": z, "labels": labels, "x0": x0}
+    weights.save_state_dict(pairs, path, metadata={PAIRS_KEY: json.dumps(about, sort_keys=True)})
+    return pairs
+
+
+def request(teacher: Any) -> dict[str, Any]:
+    """The pipeline keywords of the guidance the student bakes in (the teacher's default sampler and steps)."""
+    c = StudentConfig(teacher=teacher.name, divergence="", guidance_scale=teacher.guidance_scale,
+                      baked_guide=teacher.baked_guide())
+    return teacher_guidance(c)
