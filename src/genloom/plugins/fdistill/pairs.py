@@ -50,11 +50,14 @@ def teacher_pairs(engine: Any, teacher: Any, count: int, seed: int, path: Path,
     labels = torch.arange(count) % max(model.spec.num_classes, 1)
     pipe = Pipeline(engine, model)
     log(f"sampling {count} teacher pairs ({', '.join(f'{k}={v}' for k, v in about['guidance'].items())})…")
-    x0 = torch.cat([pipe(labels=labels[i:i + BATCH].tolist() if model.spec.num_classes else None,
-                         num_images=len(z[i:i + BATCH]), latents=z[i:i + BATCH], output_type="latent",
-                         seed=0, **about["guidance"]).images.detach().float().cpu()
-                    for i in range(0, count, BATCH)])
-    pairs = {"z": z, "labels": labels, "x0": x0}
+    parts = []
+    for i in range(0, count, BATCH):
+        rows = slice(i, i + BATCH)
+        parts.append(pipe(labels=labels[rows].tolist() if model.spec.num_classes else None,
+                          num_images=len(z[rows]), latents=z[rows], output_type="latent", seed=0,
+                          **about["guidance"]).images.detach().float().cpu())
+        log(f"teacher pairs {min(i + BATCH, count)}/{count}")
+    pairs = {"z": z, "labels": labels, "x0": torch.cat(parts)}
     weights.save_state_dict(pairs, path, metadata={PAIRS_KEY: json.dumps(about, sort_keys=True)})
     return pairs
 
