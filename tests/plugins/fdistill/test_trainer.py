@@ -256,7 +256,9 @@ def test_teacher_pairs_are_the_teachers_samples_written_once_and_a_resumed_leg_r
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "tiny-teacher-fdistill-js_pairs5.safetensors").write_bytes(
         (tmp_path / "a" / "tiny-teacher-fdistill-js_pairs5.safetensors").read_bytes())
+    lines = []
     with pytest.raises(InvalidRequest, match="holds teacher pairs of another run"):
-        distill(tmp_path / "other", replace(settings, seed=1), engine=engine, log=quiet)
+        distill(tmp_path / "other", replace(settings, seed=1), engine=engine, log=lines.append)
+    assert not any("encoding" in line for line in lines)  # before any data is prepared
     with pytest.raises(InvalidRequest, match="--regression-pairs and --regression-weight must be ≥ 0"):
         distill(tmp_path / "bad", replace(settings, regression_pairs=-1), engine=engine, log=quiet)

@@ -34,12 +34,8 @@ def teacher_pairs(engine: Any, teacher: Any, count: int, seed: int, path: Path,
     """``{"z", "labels", "x0"}`` on the CPU: ``count`` noises of the teacher's latent shape, labels ``i % classes``
     and the teacher's samples (its input space) — read from ``path`` when it holds this very set, else sampled
     and written there. A file there of another teacher, guidance or seed is refused, never overwritten."""
-    about = {"teacher_sha256": teacher.sha256, "guidance": request(teacher), "count": count, "seed": seed}
+    about = check_pairs_file(path, teacher, count, seed)
     if path.exists():
-        recorded = json.loads(weights.read_metadata(path).get(PAIRS_KEY, "null") or "null")
-        if recorded != about:
-            raise InvalidRequest(f"{path} holds teacher pairs of another run ({recorded}); move it away or pass "
-                                 f"another --out.")
         log(f"reading {count} teacher pairs from {path}")
         return weights.read_state_dict(path)
     from ...engine.pipeline import Pipeline
@@ -60,6 +56,18 @@ def teacher_pairs(engine: Any, teacher: Any, count: int, seed: int, path: Path,
     pairs = {"z": z, "labels": labels, "x0": torch.cat(parts)}
     weights.save_state_dict(pairs, path, metadata={PAIRS_KEY: json.dumps(about, sort_keys=True)})
     return pairs
+
+
+def check_pairs_file(path: Path, teacher: Any, count: int, seed: int) -> dict[str, Any]:
+    """What the pairs of this run are (teacher, guidance, count, seed); a file at ``path`` that holds others is
+    refused (called before any work starts, and again before the pairs are read)."""
+    about = {"teacher_sha256": teacher.sha256, "guidance": request(teacher), "count": count, "seed": seed}
+    if path.exists():
+        recorded = json.loads(weights.read_metadata(path).get(PAIRS_KEY, "null") or "null")
+        if recorded != about:
+            raise InvalidRequest(f"{path} holds teacher pairs of another run ({recorded}); move it away or pass "
+                                 f"another --out.")
+    return about
 
 
 def request(teacher: Any) -> dict[str, Any]:

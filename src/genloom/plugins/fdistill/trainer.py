@@ -36,7 +36,7 @@ from ...training import (
 )
 from .divergences import divergence as find_divergence
 from .objective import Distiller, Draws, Regression
-from .pairs import pairs_path, teacher_pairs
+from .pairs import check_pairs_file, pairs_path, teacher_pairs
 from .settings import METADATA_KEY, SAME_RUN, SINCE, DistillSettings
 from .student import read_student_config
 
@@ -287,10 +287,12 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
         check_training_state(resume, run_settings, SAME_RUN, SINCE)  # another teacher's or run's state: refused here
         init = (recorded_settings(resume) or {}).get("init")  # a started run's origin (a state: checked above)
     run_settings["init"] = init
+    where = pairs_path(out, stem, s.regression_pairs)
+    if s.regression_pairs:
+        check_pairs_file(where, teacher, s.regression_pairs, s.seed)  # another run's pairs: refused here
     real, real_labels = real_data(teacher, s, log)
     pairs = None
     if s.regression_pairs:  # sampled once by the main process, read by the others and by a resumed leg
-        where = pairs_path(out, stem, s.regression_pairs)
         if state.is_main_process:
             pairs = teacher_pairs(engine, teacher, s.regression_pairs, s.seed, where, log)
         state.wait_for_everyone()
