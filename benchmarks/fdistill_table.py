@@ -22,7 +22,7 @@ import genloom
 from genloom.data import load_split
 from genloom.eval import evaluate
 from genloom.plugins.fdistill.settings import DistillSettings
-from genloom.plugins.fdistill.student import StudentConfig, teacher_guidance
+from genloom.plugins.fdistill.student import guidance_request, teacher_guidance
 from genloom.plugins.fdistill.trainer import baked_guidance
 
 
@@ -47,8 +47,7 @@ def shown(request: dict) -> str:
 def default_guidance(spec) -> dict:  # noqa: ANN001
     """The teacher's default guidance as explicit pipeline keywords (what `genloom distill` bakes in by default)."""
     w, stop, guide, g = baked_guidance(spec, DistillSettings(teacher=spec.name))
-    extra = {"cfg_stop": stop, "guide_weights": guide, "guide_scale": g} if guide or stop < 1 else None
-    return teacher_guidance(StudentConfig(teacher=spec.name, divergence="", guidance_scale=w, baked_guide=extra))
+    return guidance_request(w, {"cfg_stop": stop, "guide_weights": guide, "guide_scale": g})
 
 
 def load_student(student: str):  # noqa: ANN201

@@ -13,7 +13,8 @@ score are the teacher's family around copies of its network.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -42,9 +43,12 @@ class Draws:
     real_eps: torch.Tensor | None = None
     pair_rows: torch.Tensor | None = None  # a student step's rows of the teacher pairs (the regression loss)
 
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Draws:
+        """The same draws with ``fn`` applied to each tensor (absent ones stay None)."""
+        return Draws(*(None if v is None else fn(v) for v in (getattr(self, f.name) for f in fields(self))))
+
     def to(self, device: torch.device) -> Draws:
-        return Draws(*(None if v is None else v.to(device) for v in (
-            self.z, self.labels, self.t, self.eps, self.real_rows, self.real_t, self.real_eps, self.pair_rows)))
+        return self.map(lambda v: v.to(device))
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 
 from ...engine import weights
 from ...engine.errors import InvalidRequest
-from .student import StudentConfig, teacher_guidance
+from .student import guidance_request
 
 PAIRS_KEY = "genloom_fdistill_pairs"
 SEED_OFFSET = 1_000_003  # the pairs' noise is a stream of its own, apart from the run's draws
@@ -61,17 +61,11 @@ def teacher_pairs(engine: Any, teacher: Any, count: int, seed: int, path: Path,
 def check_pairs_file(path: Path, teacher: Any, count: int, seed: int) -> dict[str, Any]:
     """What the pairs of this run are (teacher, guidance, count, seed); a file at ``path`` that holds others is
     refused (called before any work starts, and again before the pairs are read)."""
-    about = {"teacher_sha256": teacher.sha256, "guidance": request(teacher), "count": count, "seed": seed}
+    guidance = guidance_request(teacher.guidance_scale, teacher.baked_guide())  # what the student bakes in
+    about = {"teacher_sha256": teacher.sha256, "guidance": guidance, "count": count, "seed": seed}
     if path.exists():
         recorded = json.loads(weights.read_metadata(path).get(PAIRS_KEY, "null") or "null")
         if recorded != about:
             raise InvalidRequest(f"{path} holds teacher pairs of another run ({recorded}); move it away or pass "
                                  f"another --out.")
     return about
-
-
-def request(teacher: Any) -> dict[str, Any]:
-    """The pipeline keywords of the guidance the student bakes in (the teacher's default sampler and steps)."""
-    c = StudentConfig(teacher=teacher.name, divergence="", guidance_scale=teacher.guidance_scale,
-                      baked_guide=teacher.baked_guide())
-    return teacher_guidance(c)

@@ -43,12 +43,17 @@ class StudentConfig:
 def teacher_guidance(c: StudentConfig) -> dict[str, Any]:
     """The teacher's guidance that the student baked in, as the keyword arguments of a pipeline call (what a
     student is compared against)."""
-    baked = c.baked_guide or {}
+    return guidance_request(c.guidance_scale, c.baked_guide)
+
+
+def guidance_request(guidance_scale: float, baked_guide: dict[str, Any] | None) -> dict[str, Any]:
+    """CFG's w and what is baked in beyond it (its window, an autoguidance guide) → pipeline keywords."""
+    baked = baked_guide or {}
     guide = baked.get("guide_weights")
-    if c.guidance_scale == 1.0:
+    if guidance_scale == 1.0:
         return {"guidance": "autoguidance", "guidance_scale": baked["guide_scale"], "guide_weights": guide} \
             if guide else {"guidance": "none"}  # not None: a pipeline reads None as the model's default
-    request: dict[str, Any] = {"guidance": "cfg", "guidance_scale": c.guidance_scale}
+    request: dict[str, Any] = {"guidance": "cfg", "guidance_scale": guidance_scale}
     if baked.get("cfg_stop", 1.0) < 1.0:
         request["stop"] = baked["cfg_stop"]
     if guide:

@@ -207,7 +207,7 @@ def regression_batch(pairs: dict[str, torch.Tensor] | None, d: Draws, weight: fl
 def _rows(d: Draws, rank: int, world: int) -> Draws:
     n = len(d.z) // world
     cut = slice(rank * n, (rank + 1) * n)
-    return Draws(*(None if v is None else v[cut] for v in dataclasses.astuple(d)))
+    return d.map(lambda v: v[cut])  # views (astuple deep-copied every tensor)
 
 
 def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
