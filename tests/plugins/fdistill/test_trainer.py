@@ -199,6 +199,24 @@ def test_a_new_run_starts_from_a_kept_student_of_the_same_teacher_and_counts_its
         assert not any("encoding" in line for line in lines)
 
 
+def test_a_critic_warmup_keeps_the_student_waiting_while_the_fresh_critic_trains(files, tmp_path):
+    _, weights, npz = files
+    engine = _engine(weights)
+    kept = distill(tmp_path / "a", _settings(npz, steps=4), engine=engine, log=quiet)
+    run = dict(steps=4, student_update_freq=2, checkpoint_every=1, init_student=str(kept))
+    waited = distill(tmp_path / "b", _settings(npz, critic_warmup=2, **run), engine=engine, log=quiet)
+    plain = distill(tmp_path / "c", _settings(npz, **run), engine=engine, log=quiet)
+    before = load_file(kept)
+    for step in (5, 6):  # iterations 1 and 2 of the new run: the critic's alone
+        during = load_file(waited.with_name(f"tiny-teacher-fdistill-js_step{step}.safetensors"))
+        assert all(torch.equal(during[k], before[k]) for k in before)
+    after, without = load_file(waited), load_file(plain)
+    assert any(not torch.equal(after[k], before[k]) for k in before)  # the student trains after it
+    assert any(not torch.equal(after[k], without[k]) for k in before)  # against a critic two steps further on
+    with pytest.raises(InvalidRequest, match="--critic-warmup must be ≥ 0 and below --steps"):
+        distill(tmp_path / "d", _settings(npz, critic_warmup=4, **run), engine=engine, log=quiet)
+
+
 def test_the_label_table_learns_class_lr_mult_times_faster_and_the_rest_alike(files, tmp_path):
     """One student step (AdamW's first step is lr·g/|g|): with --class-lr-mult 10 the label table moves exactly 10×
     as far as with 1, every other weight the same; a state of one multiplier does not resume with another."""

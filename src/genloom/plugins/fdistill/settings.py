@@ -44,6 +44,10 @@ class DistillSettings:
                 "label's leverage when classes collapse onto one shape."})
     student_update_freq: int = field(default=5, metadata={
         "help": "One student step per this many iterations (the others train the fake score and the head)."})
+    critic_warmup: int = field(default=0, metadata={
+        "help": "Iterations at the start that train only the fake score and the head, the student waiting: a run "
+                "from --init-student starts them afresh, and until they have caught up the student's gradient is "
+                "theirs to get wrong."})
     gan_weight: float = field(default=3e-3, metadata={
         "help": "λ_G: weight of the student's GAN term (must be > 0: the head supplies the density ratio)."})
     disc_weight: float = field(default=1.0, metadata={"help": "Weight of the head's loss in the critic step."})
@@ -79,8 +83,8 @@ class DistillSettings:
 #: settings a resumed run must share with the state it continues (the rest, e.g. --steps, may change)
 SAME_RUN = ("teacher", "teacher_weights_sha256", "teacher_option", "divergence", "guidance_scale", "baked_guide",
             "batch_size", "seed", "student_update_freq", "ratio_bins", "t_min", "t_max", "data", "data_size",
-            "class_lr_mult", "regression_pairs")
+            "class_lr_mult", "regression_pairs", "critic_warmup")
 #: settings added after states were written: the value such a state ran with
-SINCE = {"class_lr_mult": 1.0, "regression_pairs": 0}
+SINCE = {"class_lr_mult": 1.0, "regression_pairs": 0, "critic_warmup": 0}
 #: the safetensors metadata key of a student file (the teacher, its options, the divergence, w)
 METADATA_KEY = "genloom_fdistill"

@@ -261,6 +261,9 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
 
     check_settings(s, positive=("steps", "batch_size", "lr", "critic_lr", "class_lr_mult", "student_update_freq",
                                 "gan_weight", "ratio_bins", "data_size", "max_minutes"), fractions=("ratio_ema", "ema"))
+    if s.critic_warmup < 0 or s.critic_warmup >= s.steps:
+        raise InvalidRequest(f"--critic-warmup must be ≥ 0 and below --steps ({s.steps}): the student trains after "
+                             f"it; got {s.critic_warmup}.")
     if s.regression_pairs < 0 or not s.regression_weight >= 0:
         raise InvalidRequest(f"--regression-pairs and --regression-weight must be ≥ 0 (0 pairs: no regression "
                              f"loss), got {s.regression_pairs} and {s.regression_weight}.")
@@ -322,7 +325,7 @@ def distill(out_dir: str | Path, s: DistillSettings, resume: str | None = None,
     it = start
     latest: dict[str, float] = {}
     while it < s.steps:
-        student_turn = it % s.student_update_freq == 0
+        student_turn = it >= s.critic_warmup and it % s.student_update_freq == 0
         d = _rows(draw(gen, s, shape, spec.num_classes, t_range, len(real), not student_turn), rank, world)
         d = d.to(device)
         if student_turn:
