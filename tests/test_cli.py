@@ -43,6 +43,8 @@ def test_models_listing():
     data = {m["name"]: m for m in json.loads(run_cli("models", "--json").stdout)}
     assert data["smoke"]["default_weights"] == "asset:smoke.safetensors"
     assert data["dimr"]["paradigm"] == "diffusion" and data["dimr-xl-2r"]["image_size"] == 256
+    student = data["lamamba-shapes-fdistill-js"]  # the embedded f-distill student
+    assert student["paradigm"] == "one-step" and student["default_weights"].startswith("asset:")
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path):

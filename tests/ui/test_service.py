@@ -16,7 +16,8 @@ def svc(make_service):
 
 def test_registry_views(svc):
     names = svc.model_names()
-    assert names[0] == "var-shapes" and set(names[1:3]) == {"smoke", "lamamba-shapes"}  # default, embedded
+    assert names[0] == "var-shapes"  # the default, then the embedded ones
+    assert set(names[1:4]) == {"smoke", "lamamba-shapes", "lamamba-shapes-fdistill-js"}
     assert {"tiny-dimr", "var-d16"} <= set(names)
     assert svc.policies_for("lamamba-shapes")[:2] == ["none", "cfg+autoguidance"]  # its default stack is offered
     assert svc.class_names("tiny-dimr")[:2] == ["circle", "square"]

@@ -4,6 +4,9 @@ distribution matching, as a built-in plugin.
 ``genloom distill --teacher NAME --divergence js`` trains a student (:mod:`.trainer`); ``fdistill`` loads any
 student file (``weights=``), which names its teacher: the student is the teacher's family around the student's
 network, evaluated once at the top noise level. Guidance is distilled in, so a student refuses it.
+
+``lamamba-shapes-fdistill-js`` is the embedded student: ``lamamba-shapes`` distilled with Jensen–Shannon (its
+lineage and scores: BENCHMARKS.md, f-distill).
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ from ...engine.hookspecs import hookimpl
 from ...engine.specs import CommandSpec, ModelSpec, Paradigm
 
 GENLOOM_PLUGIN_API = "1.0"
+#: embedded students, named ``<teacher>-fdistill-<divergence>`` → (asset, what the description adds)
+EMBEDDED_STUDENTS = {
+    "lamamba-shapes-fdistill-js": ("asset:lamamba_shapes_fdistill_js.safetensors",
+                                   "lamamba-shapes distilled with Jensen–Shannon, its CFG + autoguidance baked in"),
+}
 
 
 def _build(options: Any) -> Any:
@@ -31,6 +39,13 @@ def register_models(register) -> None:  # type: ignore[no-untyped-def]
                     "divergence and baked-in CFG; classes and size come from the teacher)",
         num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, class_names=CLASS_NAMES,  # the embedded students'
         default_sampler="one-step", default_steps=1))
+    for name, (asset, what) in EMBEDDED_STUDENTS.items():
+        register(ModelSpec(
+            name=name, factory=_build, paradigm=Paradigm.ONE_STEP,
+            description=f"a one-step f-distill student trained in this repo: {what} (one network evaluation per "
+                        f"image; embedded)",
+            num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, class_names=CLASS_NAMES, default_weights=asset,
+            default_sampler="one-step", default_steps=1))
 
 
 @hookimpl

@@ -92,7 +92,8 @@ def build_student(options: Any) -> FDistillStudent:
     c = read_student_config(options.weights.path)
     if options.load_model is None:
         raise WeightsError("An f-distill student is loaded through an engine (genloom.load / Engine.load).")
-    inner = options.load_model(c.teacher, weights=options.weights.path, device=options.device, dtype=options.dtype,
+    # the reference as given (not the resolved path), so the manifest says asset:… for an embedded student
+    inner = options.load_model(c.teacher, weights=options.weights.source, device=options.device, dtype=options.dtype,
                                config=c.teacher_config, **(c.teacher_options or {}))
     teacher_spec = inner.spec
     spec = replace(options.spec, num_classes=teacher_spec.num_classes, class_names=teacher_spec.class_names,
