@@ -28,7 +28,7 @@ def test_loads_offline_as_a_student_of_the_embedded_teacher(pipe):
     spec = pipe.spec
     assert spec.paradigm.value == "one-step" and spec.default_weights == EMBEDDED_STUDENTS[NAME][0]
     assert (spec.image_size, spec.num_classes, spec.null_class) == (32, 10, None)
-    assert spec.class_names == genloom.load("lamamba-shapes").spec.class_names
+    assert spec.class_names == genloom.default_engine().models["lamamba-shapes"].class_names
     assert [w.source for w in pipe.model.weights] == ["asset:lamamba_shapes_fdistill_js.safetensors",
                                                          "asset:shapes_ae.safetensors"]
 

@@ -31,21 +31,22 @@ def _build(options: Any) -> Any:
     return build_student(options)
 
 
+def _student_spec(name: str, description: str, default_weights: str | None = None) -> ModelSpec:
+    """A one-step student model: classes and size are the embedded teacher's (a loaded student takes its own
+    teacher's)."""
+    return ModelSpec(name=name, factory=_build, paradigm=Paradigm.ONE_STEP, description=description,
+                     num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
+                     default_weights=default_weights, default_sampler="one-step", default_steps=1)
+
+
 @hookimpl
 def register_models(register) -> None:  # type: ignore[no-untyped-def]
-    register(ModelSpec(
-        name="fdistill", factory=_build, paradigm=Paradigm.ONE_STEP,
-        description="any f-distill student: weights= a file written by `genloom distill` (it names its teacher, "
-                    "divergence and baked-in CFG; classes and size come from the teacher)",
-        num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, class_names=CLASS_NAMES,  # the embedded students'
-        default_sampler="one-step", default_steps=1))
+    register(_student_spec("fdistill", "any f-distill student: weights= a file written by `genloom distill` (it "
+                                       "names its teacher, divergence and baked-in CFG; classes and size come from "
+                                       "the teacher)"))
     for name, (asset, what) in EMBEDDED_STUDENTS.items():
-        register(ModelSpec(
-            name=name, factory=_build, paradigm=Paradigm.ONE_STEP,
-            description=f"a one-step f-distill student trained in this repo: {what} (one network evaluation per "
-                        f"image; embedded)",
-            num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, class_names=CLASS_NAMES, default_weights=asset,
-            default_sampler="one-step", default_steps=1))
+        register(_student_spec(name, f"a one-step f-distill student trained in this repo: {what} (one network "
+                                     f"evaluation per image; embedded)", default_weights=asset))
 
 
 @hookimpl
