@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,6 @@ def random_batch(images: torch.Tensor, batch_size: int, gen: torch.Generator) ->
 def set_learning_rate(opt: torch.optim.Optimizer, lr: float) -> None:
     for group in opt.param_groups:
         group["lr"] = lr
-
-
-def checkpoint_if_due(state: Callable[[], Mapping[str, torch.Tensor]], out_dir: Path | None, stem: str,
-                      step: int, every: int, total: int) -> None:
-    """Write ``<stem>_step<N>.safetensors`` every ``every`` steps before the last (which the trainer saves itself)."""
-    if out_dir is None or not every or step % every or step >= total:
-        return
-    save_state_dict(state(), Path(out_dir) / f"{stem}_step{step}.safetensors", metadata={"step": str(step)})
 
 
 def load_initial_weights(net: torch.nn.Module, path: str | Path, what: str) -> None:

@@ -49,3 +49,62 @@ def test_a_run_continues_from_a_vqvae_and_transformer_and_writes_checkpoints(tmp
     wrong = TrainSettings(train_size=64, var_steps=1, batch_size=4, vae=str(vae_path), init=str(vae_path))
     with pytest.raises(InvalidRequest, match="--init .* does not fit the var-shapes transformer"):
         train_var_shapes(tmp_path / "c", wrong, log=lambda _: None)  # a VQVAE file is not a transformer
+
+
+TINY = dict(train_size=64, vae_steps=2, var_steps=4, batch_size=4, warmup=1, checkpoint_every=2)
+
+
+def test_a_resumed_transformer_leg_ends_bit_identical_to_a_straight_run(tmp_path):
+    from safetensors.torch import load_file
+
+    quiet = lambda _: None  # noqa: E731
+    straight, vae = train_var_shapes(tmp_path / "a", TrainSettings(**TINY), log=quiet)
+    assert (tmp_path / "a" / "var_shapes_step2.safetensors").is_file()
+    leg, leg_vae = train_var_shapes(tmp_path / "b", TrainSettings(**TINY, max_minutes=1e-9), log=quiet)  # one step
+    assert leg.name == "var_shapes_state.safetensors" and not (tmp_path / "b" / "var_shapes.safetensors").exists()
+    assert (tmp_path / "b" / "var_shapes_step1.safetensors").is_file()  # the weights where the leg stopped
+    logs = []
+    resumed, _ = train_var_shapes(tmp_path / "b", TrainSettings(**TINY), resume=str(leg), log=logs.append)
+    assert any("resuming the transformer at step 1" in line for line in logs)
+    assert not any("codes used" in line for line in logs)  # the run's VQVAE is read, not trained again
+    a, b = load_file(straight), load_file(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(x, y) for x, y in zip(load_file(vae).values(), load_file(leg_vae).values()))
+
+
+def test_the_transformer_size_is_a_setting_the_loader_reads_back(tmp_path):
+    s = TrainSettings(**{**TINY, "var_steps": 1}, depth=2, width=64, heads=2)
+    var_path, vae_path = train_var_shapes(tmp_path, s, log=lambda _: None)
+    pipe = Engine(third_party=False, strict=True).load("var", weights=var_path, vae=vae_path)
+    config = pipe.model.config
+    assert (config.depth, config.embed_dim, config.num_heads) == (2, 64, 2)
+    assert pipe(labels=[3], seed=0, output_type="pt").images.shape == (1, 3, 32, 32)
+
+
+def test_bad_sizes_and_resumes_are_refused_before_training(tmp_path):
+    quiet = lambda _: None  # noqa: E731
+    with pytest.raises(InvalidRequest, match="--heads 5 does not divide --width 64"):
+        train_var_shapes(tmp_path / "x", TrainSettings(**TINY, width=64, heads=5), log=quiet)
+    assert not (tmp_path / "x" / "var_shapes_vae.safetensors").exists()
+    train_var_shapes(tmp_path / "a", TrainSettings(**TINY), log=quiet)
+    state = str(tmp_path / "a" / "var_shapes_state.safetensors")
+    with pytest.raises(InvalidRequest, match="another configuration.*depth"):
+        train_var_shapes(tmp_path / "a", TrainSettings(**TINY, depth=4), resume=state, log=quiet)
+    with pytest.raises(InvalidRequest, match="needs the run's VQVAE"):
+        train_var_shapes(tmp_path / "elsewhere", TrainSettings(**TINY), resume=state, log=quiet)
+    with pytest.raises(InvalidRequest, match="already holds var_shapes.safetensors"):
+        train_var_shapes(tmp_path / "a", TrainSettings(**TINY), log=quiet)  # a fresh run never overwrites
+
+
+def test_the_command_line_resumes_a_var_run(tmp_path):
+    from click.testing import CliRunner
+
+    from genloom.cli.main import cli
+
+    args = ["train", "var", "--out", str(tmp_path), "--vae-steps", "1", "--var-steps", "2", "--train-size", "8",
+            "--batch-size", "2", "--threads", "1"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    state = tmp_path / "var_shapes_state.safetensors"
+    again = CliRunner().invoke(cli, ["train", "var", "--resume", str(state), "--var-steps", "3", "--threads", "1"])
+    assert again.exit_code == 0 and "resuming the transformer at step 2" in again.output, again.output

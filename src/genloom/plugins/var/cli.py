@@ -17,4 +17,5 @@ def _trainer() -> Any:
 train_var = train_command(
     "var", VARTrainSettings, _trainer,
     "Train the embedded VAR default (VQVAE, then transformer) on the shapes dataset.",
-    "var_shapes.safetensors and var_shapes_vae.safetensors", threads=2)
+    "var_shapes.safetensors, var_shapes_vae.safetensors, checkpoints and resumable states",
+    state="var_shapes_state.safetensors", threads=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...diffusion_settings import device_setting
+from ...diffusion_settings import PER_LEG, device_setting, max_minutes_setting
 
 
 @dataclass
@@ -16,12 +16,19 @@ class VARTrainSettings:
     batch_size: int = field(default=32, metadata={"help": "Images per step."})
     vae_lr: float = field(default=1e-3, metadata={"help": "VQVAE peak learning rate."})
     var_lr: float = field(default=1e-3, metadata={"help": "Transformer peak learning rate."})
+    depth: int = field(default=3, metadata={"help": "Transformer blocks (the loader reads the size from the "
+                                                    "weights)."})
+    width: int = field(default=192, metadata={"help": "Transformer width (embedding channels)."})
+    heads: int = field(default=3, metadata={"help": "Attention heads (must divide --width)."})
     beta: float = field(default=0.25, metadata={"help": "VQ commitment weight."})
     cond_drop: float = field(default=0.1, metadata={"help": "Fraction of labels dropped to the null class (CFG)."})
     restart_every: int = field(default=100, metadata={"help": "Restart unused codes every N VQVAE steps."})
-    checkpoint_every: int = field(default=0, metadata={"help": "Also write the transformer every N steps (0: only "
-                                                               "at the end)."})
+    checkpoint_every: int = field(default=0, metadata={"help": "Also write the transformer and a resumable state "
+                                                               "every N steps (0: only at the end)."})
     vae: str | None = field(default=None, metadata={"help": "Use this trained VQVAE (skip its training)."})
-    init: str | None = field(default=None, metadata={"help": "Continue the transformer from these weights."})
+    init: str | None = field(default=None, metadata={
+        "help": "Start the transformer from these weights with a fresh optimiser and learning-rate schedule. A "
+                "--resume does not take it over (the state holds the weights).", PER_LEG: True})
     warmup: int = field(default=200, metadata={"help": "Transformer learning-rate warm-up steps."})
     device: str | None = device_setting()
+    max_minutes: float = max_minutes_setting()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -20,14 +20,17 @@ import torch.nn.functional as F
 
 from ...data.shapes import load_split
 from ...engine.devices import resolve_device
+from ...engine.errors import InvalidRequest
 from ...engine.weights import read_state_dict, save_state_dict
 from ...training import (
     check_output_folder,
     check_settings,
-    checkpoint_if_due,
+    check_training_state,
     cosine_warmup,
     load_initial_weights,
+    load_training_state,
     random_batch,
+    save_training_state,
     set_learning_rate,
 )
 from .config import VARConfig, VQVAEConfig
@@ -43,6 +46,10 @@ SHAPES_VAR = VARConfig(depth=3, embed_dim=192, num_heads=3, num_classes=10, voca
 
 
 TrainSettings = VARTrainSettings
+STEM, VAE_FILE = "var_shapes", "var_shapes_vae.safetensors"
+STATE = f"{STEM}_state.safetensors"
+#: settings a resumed leg must share with the state it continues (the transformer's configuration and data)
+SAME_CONFIGURATION = ("seed", "train_size", "batch_size", "var_lr", "warmup", "cond_drop", "depth", "width", "heads")
 
 
 def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -115,61 +122,104 @@ def _init_var(var: VARTransformer) -> None:
             block.ada_lin[-1].weight[:2 * c].mul_(1e-3)
 
 
+def shapes_var_config(s: TrainSettings) -> VARConfig:
+    """The transformer of a run: the embedded configuration at the run's depth, width and heads."""
+    return replace(SHAPES_VAR, depth=s.depth, embed_dim=s.width, num_heads=s.heads)
+
+
 def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, s: TrainSettings,
-                      log: Callable[[str], None], out: Path | None = None) -> VARTransformer:
+                      log: Callable[[str], None], out: Path | None = None, resume: str | None = None,
+                      meta: dict[str, str] | None = None) -> tuple[VARTransformer, bool]:
+    """Teacher-forced training of the transformer; returns it and whether the run reached ``var_steps`` (False:
+    the leg's ``max_minutes`` ran out and a resumable state was written to ``out``)."""
     torch.manual_seed(s.seed + 1)
     gen = torch.Generator().manual_seed(s.seed + 1)
     device = x_train.device
-    var = VARTransformer(SHAPES_VAR)
+    config = shapes_var_config(s)
+    var = VARTransformer(config)
     _init_var(var)
-    if s.init:
+    if s.init and not resume:
         load_initial_weights(var, s.init, "the var-shapes transformer")
         log(f"transformer starts from {s.init}")
     var.to(device)
     opt = torch.optim.AdamW(var.parameters(), lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
+    step = 0
+    if resume:
+        step = load_training_state(resume, {"var": var}, opt, gen, asdict(s), SAME_CONFIGURATION)
+        log(f"resuming the transformer at step {step} from {resume}")
+    state_path = out / STATE if out is not None else None
     t0 = time.perf_counter()
-    for step in range(s.var_steps):
+    while step < s.var_steps:
         set_learning_rate(opt, s.var_lr * cosine_warmup(step, s.var_steps, s.warmup))
         pick, x = random_batch(x_train, s.batch_size, gen)
         with torch.no_grad():
             indices = vae.img_to_indices(x)
             tf_input = vae.quantize.teacher_forcing_input(indices)
         labels = y_train[pick.to(device)].clone()
-        labels[(torch.rand(len(labels), generator=gen) < s.cond_drop).to(device)] = SHAPES_VAR.num_classes
+        labels[(torch.rand(len(labels), generator=gen) < s.cond_drop).to(device)] = config.num_classes
         logits = var(labels, tf_input)
-        loss = F.cross_entropy(logits.reshape(-1, SHAPES_VAR.vocab_size), torch.cat(indices, 1).reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, config.vocab_size), torch.cat(indices, 1).reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(var.parameters(), 2.0)
         opt.step()
-        if (step + 1) % 100 == 0:
-            log(f"var step {step + 1}/{s.var_steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
-        checkpoint_if_due(var.state_dict, out, "var_shapes", step + 1, s.checkpoint_every, s.var_steps)
-    return var.eval()
+        step += 1
+        if step % 100 == 0:
+            log(f"var step {step}/{s.var_steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
+        if state_path is None or step >= s.var_steps:
+            continue
+        out_of_time = time.perf_counter() - t0 > 60 * s.max_minutes
+        if out_of_time or s.checkpoint_every and step % s.checkpoint_every == 0:
+            save_state_dict(var.state_dict(), state_path.parent / f"{STEM}_step{step}.safetensors",
+                            metadata={**(meta or {}), "step": str(step)})
+            save_training_state(state_path, {"var": var}, opt, gen, step, asdict(s))
+        if out_of_time:
+            log(f"--max-minutes reached at step {step}; continue with --resume {state_path}")
+            return var.eval(), False
+    if state_path is not None:
+        save_training_state(state_path, {"var": var}, opt, gen, step, asdict(s))  # a later leg may go on
+    return var.eval(), True
 
 
-def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
+def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None, resume: str | None = None,
                      log: Callable[[str], None] = print) -> tuple[Path, Path]:
-    """Train both networks and write ``var_shapes.safetensors`` and ``var_shapes_vae.safetensors``."""
+    """Train both networks and write ``var_shapes.safetensors`` and ``var_shapes_vae.safetensors``; returns their
+    paths. A leg whose ``max_minutes`` run out returns the resumable state's path in place of the transformer's.
+    The VQVAE is trained whole in the first leg (or given with ``vae``); a ``resume`` leg reads it from the
+    state's folder."""
     s = settings or TrainSettings()
     check_settings(s, positive=("train_size", "vae_steps", "var_steps", "batch_size", "vae_lr", "var_lr",
-                                "restart_every"), fractions=("cond_drop",), files=("vae", "init"))
-    out = check_output_folder(out_dir, ("var_shapes.safetensors", "var_shapes_vae.safetensors"))
+                                "restart_every", "depth", "width", "heads", "max_minutes"),
+                   fractions=("cond_drop",), files=("vae", "init"))
+    if s.width % s.heads:
+        raise InvalidRequest(f"--heads {s.heads} does not divide --width {s.width}; pick heads with width % heads "
+                             f"== 0 (e.g. --heads {max(1, s.width // 64)}).")
+    out = check_output_folder(out_dir, (f"{STEM}.safetensors", VAE_FILE), resuming=resume is not None)
+    vae_file = out / VAE_FILE
+    if resume:
+        check_training_state(resume, asdict(s), SAME_CONFIGURATION)
+        if not vae_file.is_file():
+            raise InvalidRequest(f"--resume needs the run's VQVAE {str(vae_file)!r} (the first leg writes it beside "
+                                 f"the state); continue in the folder of the state, or start afresh with --vae.")
     device = resolve_device(s.device)
     log(f"rendering {s.train_size} training images… (training on {device})")
     x_train, y_train = (t.to(device) for t in load_split("train", s.train_size))
     meta = {"model": "var-shapes", **{k: str(v) for k, v in asdict(s).items()}}
-    if s.vae:
+    if s.vae or resume:
+        source = str(vae_file) if resume else s.vae
         vae = VQVAE(SHAPES_VAE)
-        vae.load_state_dict(read_state_dict(s.vae), strict=True)
+        vae.load_state_dict(read_state_dict(source), strict=True)
         vae.to(device).eval()
-        log(f"using the VQVAE {s.vae}")
+        log(f"using the VQVAE {source}")
     else:
         vae = train_vqvae(x_train, s, log)
-    vae_path = save_state_dict(vae.state_dict(), out / "var_shapes_vae.safetensors", metadata=meta)
+    if not resume:
+        save_state_dict(vae.state_dict(), vae_file, metadata=meta)
     for p in vae.parameters():
         p.requires_grad_(False)
-    var = train_transformer(vae, x_train, y_train, s, log, out)
-    var_path = save_state_dict(var.state_dict(), out / "var_shapes.safetensors", metadata=meta)
-    log(f"wrote {var_path} and {vae_path}")
-    return var_path, vae_path
+    var, finished = train_transformer(vae, x_train, y_train, s, log, out, resume, meta)
+    if not finished:
+        return out / STATE, vae_file
+    var_path = save_state_dict(var.state_dict(), out / f"{STEM}.safetensors", metadata=meta)
+    log(f"wrote {var_path} and {vae_file}; --resume {out / STATE} --var-steps N continues it")
+    return var_path, vae_file
