@@ -22,7 +22,7 @@ DEVICE=${DEVICE:-cuda}
 MINUTES=${MINUTES:-4}            # each training leg (both run at once)
 BATCH=${BATCH:-128}              # the distillation's batch (a GPU step costs about the same at 32 and 128)
 VAR_STEPS=${VAR_STEPS:-12000}    # the var leg's cosine schedule; cut at MINUTES if the GPU is slower than planned
-TRAIN_SIZE=${TRAIN_SIZE:-20000}  # images the var leg renders first (not counted in its minutes)
+TRAIN_SIZE=${TRAIN_SIZE:-20000}  # images the var leg renders first
 DATA_SIZE=${DATA_SIZE:-5000}     # real images for the distillation head
 PER_CLASS=${PER_CLASS:-50}       # samples per class in the scores
 QUICK=${QUICK:-0}                # 1: the kernels' smoke sizes (dry runs)
@@ -30,6 +30,7 @@ STUDENT=${STUDENT:-checkpoints/lamamba_shapes_fdistill_js_stack.safetensors}
 GUIDE_SCALE=${GUIDE_SCALE:-6}    # the autoguidance w baked into the student's target (the kept student's)
 VAR_INIT=${VAR_INIT:-checkpoints/var_shapes_colour_step9000.safetensors}
 VAR_VAE=${VAR_VAE:-checkpoints/var_shapes_vae_colour.safetensors}
+VAR_SIZE=${VAR_SIZE:-}           # VAR_INIT's transformer size if not the default, e.g. "--depth 4 --width 256 --heads 4"
 mkdir -p "$OUT" || exit 1
 LOG=$OUT/session.log
 
@@ -58,16 +59,17 @@ echo "kernels.py: exit $?" >> "$LOG"
     --data-size "$DATA_SIZE" --steps 1000000 --max-minutes "$MINUTES" --checkpoint-every 0 --device "$DEVICE" \
     --out /tmp/fd > "$OUT/distill.log" 2>&1 &
 DISTILL=$!
-timeout "$($PY -c "print(int(60 * $MINUTES + $TRAIN_SIZE / 200))")" "${GENLOOM[@]}" train var --vae "$VAR_VAE" \
-    --init "$VAR_INIT" --train-size "$TRAIN_SIZE" --var-steps "$VAR_STEPS" --warmup 100 --checkpoint-every 500 \
+"${GENLOOM[@]}" train var --vae "$VAR_VAE" --init "$VAR_INIT" $VAR_SIZE --train-size "$TRAIN_SIZE" \
+    --var-steps "$VAR_STEPS" --warmup 100 --checkpoint-every 500 --max-minutes "$MINUTES" \
     --device "$DEVICE" --out /tmp/var > "$OUT/var.log" 2>&1
-echo "var leg: exit $? (124: cut by time, as planned)" >> "$LOG"
+echo "var leg: exit $?" >> "$LOG"
 wait $DISTILL
 echo "distill leg: exit $?" >> "$LOG"
 
 # 3. score and keep the results
 student=$(ls -t /tmp/fd/*-fdistill-js*.safetensors 2>/dev/null | grep -v _state | head -1)
 var=$(ls -t /tmp/var/var_shapes.safetensors /tmp/var/var_shapes_step*.safetensors 2>/dev/null | head -1)
+[ -f /tmp/var/var_shapes_state.safetensors ] && cp /tmp/var/var_shapes_state.safetensors "$OUT/var_state.safetensors"
 if [ -n "$student" ]; then
   cp "$student" "$OUT/student.safetensors"
   $PY benchmarks/shapes_quality.py --model fdistill --weights "$student" --scales 1 --per-class "$PER_CLASS" \
