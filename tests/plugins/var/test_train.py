@@ -92,6 +92,11 @@ def test_bad_sizes_and_resumes_are_refused_before_training(tmp_path):
         train_var_shapes(tmp_path / "a", TrainSettings(**TINY, depth=4), resume=state, log=quiet)
     with pytest.raises(InvalidRequest, match="needs the run's VQVAE"):
         train_var_shapes(tmp_path / "elsewhere", TrainSettings(**TINY), resume=state, log=quiet)
+    other_vae = train_var_shapes(tmp_path / "o", TrainSettings(**{**TINY, "var_steps": 1}, seed=7), log=quiet)[1]
+    with pytest.raises(InvalidRequest, match="is not the VQVAE of the run being resumed"):
+        train_var_shapes(tmp_path / "a", TrainSettings(**TINY, vae=str(other_vae)), resume=state, log=quiet)
+    own_vae = str(tmp_path / "a" / "var_shapes_vae.safetensors")  # repeating the run's own VQVAE is fine
+    train_var_shapes(tmp_path / "a", TrainSettings(**{**TINY, "var_steps": 5}, vae=own_vae), resume=state, log=quiet)
     with pytest.raises(InvalidRequest, match="already holds var_shapes.safetensors"):
         train_var_shapes(tmp_path / "a", TrainSettings(**TINY), log=quiet)  # a fresh run never overwrites
 

@@ -25,7 +25,9 @@ class VARTrainSettings:
     restart_every: int = field(default=100, metadata={"help": "Restart unused codes every N VQVAE steps."})
     checkpoint_every: int = field(default=0, metadata={"help": "Also write the transformer and a resumable state "
                                                                "every N steps (0: only at the end)."})
-    vae: str | None = field(default=None, metadata={"help": "Use this trained VQVAE (skip its training)."})
+    vae: str | None = field(default=None, metadata={
+        "help": "Use this trained VQVAE (skip its training). A --resume leg reads the run's own copy beside the state.",
+        PER_LEG: True})
     init: str | None = field(default=None, metadata={
         "help": "Start the transformer from these weights with a fresh optimiser and learning-rate schedule. A "
                 "--resume does not take it over (the state holds the weights).", PER_LEG: True})

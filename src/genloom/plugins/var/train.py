@@ -122,6 +122,10 @@ def _init_var(var: VARTransformer) -> None:
             block.ada_lin[-1].weight[:2 * c].mul_(1e-3)
 
 
+def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def shapes_var_config(s: TrainSettings) -> VARConfig:
     """The transformer of a run: the embedded configuration at the run's depth, width and heads."""
     return replace(SHAPES_VAR, depth=s.depth, embed_dim=s.width, num_heads=s.heads)
@@ -201,6 +205,9 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
         if not vae_file.is_file():
             raise InvalidRequest(f"--resume needs the run's VQVAE {str(vae_file)!r} (the first leg writes it beside "
                                  f"the state); continue in the folder of the state, or start afresh with --vae.")
+        if s.vae and not _same_tensors(read_state_dict(s.vae), read_state_dict(vae_file)):
+            raise InvalidRequest(f"--vae {s.vae!r} is not the VQVAE of the run being resumed ({str(vae_file)!r}); "
+                                 f"leave --vae out of a --resume leg.")
     device = resolve_device(s.device)
     log(f"rendering {s.train_size} training images… (training on {device})")
     x_train, y_train = (t.to(device) for t in load_split("train", s.train_size))
