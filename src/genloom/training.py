@@ -46,7 +46,8 @@ def load_initial_weights(net: torch.nn.Module, path: str | Path, what: str) -> N
     try:
         net.load_state_dict(read_state_dict(path), strict=True)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        first = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
         raise InvalidRequest(f"--init {str(path)!r} does not fit {what}: {first}") from None
 
 

@@ -87,6 +87,13 @@ def test_bad_sizes_and_resumes_are_refused_before_training(tmp_path):
         train_var_shapes(tmp_path / "x", TrainSettings(**TINY, width=64, heads=5), log=quiet)
     assert not (tmp_path / "x" / "var_shapes_vae.safetensors").exists()
     train_var_shapes(tmp_path / "a", TrainSettings(**TINY), log=quiet)
+    small = str(tmp_path / "a" / "var_shapes.safetensors")
+    logs = []
+    with pytest.raises(InvalidRequest, match="is a transformer of --depth 3 --width 192 --heads 3; this run builds "
+                                             "--depth 2 --width 64 --heads 2"):
+        train_var_shapes(tmp_path / "y", TrainSettings(**TINY, init=small, depth=2, width=64, heads=2),
+                         log=logs.append)
+    assert logs == [] and not (tmp_path / "y").exists()  # refused before rendering or training the VQVAE
     state = str(tmp_path / "a" / "var_shapes_state.safetensors")
     with pytest.raises(InvalidRequest, match="another configuration.*depth"):
         train_var_shapes(tmp_path / "a", TrainSettings(**TINY, depth=4), resume=state, log=quiet)

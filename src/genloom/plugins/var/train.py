@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ...data.shapes import load_split
 from ...engine.devices import resolve_device
-from ...engine.errors import InvalidRequest
+from ...engine.errors import InvalidRequest, WeightsError
 from ...engine.weights import read_state_dict, save_state_dict
 from ...training import (
     check_output_folder,
@@ -33,7 +33,7 @@ from ...training import (
     save_training_state,
     set_learning_rate,
 )
-from .config import VARConfig, VQVAEConfig
+from .config import VARConfig, VQVAEConfig, infer_var_config
 from .settings import VARTrainSettings
 from .transformer import VARTransformer
 from .vqvae import VQVAE
@@ -126,6 +126,23 @@ def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _check_init_fits(s: TrainSettings) -> None:
+    """``--init`` must fit the run's transformer: checked before any image is rendered or VQVAE trained, naming the
+    size the weights have."""
+    try:
+        load_initial_weights(VARTransformer(shapes_var_config(s)), s.init, "the var-shapes transformer")
+    except InvalidRequest as err:
+        try:
+            own = infer_var_config(read_state_dict(s.init), SHAPES_VAE)
+        except WeightsError:
+            raise InvalidRequest(f"{err} (they are not a VAR transformer)") from None
+        if (own.depth, own.embed_dim, own.num_heads) == (s.depth, s.width, s.heads):
+            raise
+        raise InvalidRequest(f"--init {s.init!r} is a transformer of --depth {own.depth} --width {own.embed_dim} "
+                             f"--heads {own.num_heads}; this run builds --depth {s.depth} --width {s.width} --heads "
+                             f"{s.heads}: give the weights' size.") from None
+
+
 def shapes_var_config(s: TrainSettings) -> VARConfig:
     """The transformer of a run: the embedded configuration at the run's depth, width and heads."""
     return replace(SHAPES_VAR, depth=s.depth, embed_dim=s.width, num_heads=s.heads)
@@ -198,6 +215,8 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
     if s.width % s.heads:
         raise InvalidRequest(f"--heads {s.heads} does not divide --width {s.width}; pick heads with width % heads "
                              f"== 0 (e.g. --heads {max(1, s.width // 64)}).")
+    if s.init and not resume:
+        _check_init_fits(s)
     out = check_output_folder(out_dir, (f"{STEM}.safetensors", VAE_FILE), resuming=resume is not None)
     vae_file = out / VAE_FILE
     if resume:
