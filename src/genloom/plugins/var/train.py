@@ -1,10 +1,11 @@
 """Training the embedded default ``var-shapes`` (VQVAE, then the transformer) on the embedded shapes dataset.
 
-CPU-sized: a 32 px VQVAE with an 8×8 latent and five scales, and a small transformer. Reproducible from a seed
+CPU-sized: a 32 px VQVAE with an 8×8 latent and six scales, and a small transformer. Reproducible from a seed
 at a fixed thread count. The VQVAE loss is the reconstruction MSE plus VAR's multi-scale commitment/codebook
 term (β·‖sg(f̂) − f‖² + ‖f̂ − sg(f)‖², averaged over scales) with a straight-through estimator; codes unused over
 a window are restarted on encoder outputs (a standard fix for codebook collapse, our choice). The transformer
-is trained by teacher forcing with 10 % label dropout to the null class (what CFG needs).
+is trained by teacher forcing with 10 % label dropout to the null class (what CFG needs), at the run's size, in
+resumable legs (the trainers' ``--resume`` / ``--max-minutes`` contract).
 """
 
 from __future__ import annotations
