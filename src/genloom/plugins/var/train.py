@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -26,7 +26,6 @@ from ...engine.weights import read_state_dict, save_state_dict
 from ...training import (
     check_output_folder,
     check_settings,
-    check_training_state,
     cosine_warmup,
     load_initial_weights,
     load_training_state,
@@ -127,11 +126,15 @@ def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _check_init_fits(s: TrainSettings) -> None:
-    """``--init`` must fit the run's transformer: checked before any image is rendered or VQVAE trained, naming the
-    size the weights have."""
+def shapes_var_config(s: TrainSettings) -> VARConfig:
+    """The transformer of a run: the embedded configuration at the run's depth, width and heads."""
+    return replace(SHAPES_VAR, depth=s.depth, embed_dim=s.width, num_heads=s.heads)
+
+
+def _load_init(var: VARTransformer, s: TrainSettings) -> None:
+    """``--init`` into the run's transformer; weights of another size are refused naming both sizes."""
     try:
-        load_initial_weights(VARTransformer(shapes_var_config(s)), s.init, "the var-shapes transformer")
+        load_initial_weights(var, s.init, "the var-shapes transformer")
     except InvalidRequest as err:
         try:
             own = infer_var_config(read_state_dict(s.init), SHAPES_VAE)
@@ -144,24 +147,26 @@ def _check_init_fits(s: TrainSettings) -> None:
                              f"{s.heads}: give the weights' size.") from None
 
 
-def shapes_var_config(s: TrainSettings) -> VARConfig:
-    """The transformer of a run: the embedded configuration at the run's depth, width and heads."""
-    return replace(SHAPES_VAR, depth=s.depth, embed_dim=s.width, num_heads=s.heads)
+@dataclass
+class TransformerRun:
+    """The transformer of a run with its optimiser, data generator and step, ready before any image is rendered (so
+    an ``--init`` or ``--resume`` that does not fit is refused first)."""
+
+    var: VARTransformer
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    step: int
 
 
-def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, s: TrainSettings,
-                      log: Callable[[str], None], out: Path | None = None, resume: str | None = None,
-                      meta: dict[str, str] | None = None) -> tuple[VARTransformer, bool]:
-    """Teacher-forced training of the transformer; returns it and whether the run reached ``var_steps`` (False:
-    the leg's ``max_minutes`` ran out and a resumable state was written to ``out``)."""
+def start_transformer(s: TrainSettings, device: torch.device, resume: str | None,
+                      log: Callable[[str], None]) -> TransformerRun:
+    """A fresh (seeded, optionally ``--init``) transformer, or the one a ``--resume`` state holds."""
     torch.manual_seed(s.seed + 1)
     gen = torch.Generator().manual_seed(s.seed + 1)
-    device = x_train.device
-    config = shapes_var_config(s)
-    var = VARTransformer(config)
+    var = VARTransformer(shapes_var_config(s))
     _init_var(var)
     if s.init and not resume:
-        load_initial_weights(var, s.init, "the var-shapes transformer")
+        _load_init(var, s)
         log(f"transformer starts from {s.init}")
     var.to(device)
     opt = torch.optim.AdamW(var.parameters(), lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
@@ -169,7 +174,16 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
     if resume:
         step = load_training_state(resume, {"var": var}, opt, gen, asdict(s), SAME_CONFIGURATION)
         log(f"resuming the transformer at step {step} from {resume}")
-    state_path = out / STATE if out is not None else None
+    return TransformerRun(var, opt, gen, step)
+
+
+def train_transformer(run: TransformerRun, vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor,
+                      s: TrainSettings, log: Callable[[str], None], out: Path, meta: dict[str, str]) -> bool:
+    """Teacher-forced training of the transformer up to ``var_steps``; returns whether it got there (False: the
+    leg's ``max_minutes`` ran out and a resumable state was written to ``out``)."""
+    var, opt, gen, step = run.var, run.opt, run.gen, run.step
+    device, config = x_train.device, var.cfg
+    state_path = out / STATE
     t0 = time.perf_counter()
     while step < s.var_steps:
         set_learning_rate(opt, s.var_lr * cosine_warmup(step, s.var_steps, s.warmup))
@@ -188,19 +202,20 @@ def train_transformer(vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor, 
         step += 1
         if step % 100 == 0:
             log(f"var step {step}/{s.var_steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
-        if state_path is None or step >= s.var_steps:
-            continue
+        if step >= s.var_steps:
+            break
         out_of_time = time.perf_counter() - t0 > 60 * s.max_minutes
         if out_of_time or s.checkpoint_every and step % s.checkpoint_every == 0:
-            save_state_dict(var.state_dict(), state_path.parent / f"{STEM}_step{step}.safetensors",
-                            metadata={**(meta or {}), "step": str(step)})
+            save_state_dict(var.state_dict(), out / f"{STEM}_step{step}.safetensors",
+                            metadata={**meta, "step": str(step)})
             save_training_state(state_path, {"var": var}, opt, gen, step, asdict(s))
         if out_of_time:
             log(f"--max-minutes reached at step {step}; continue with --resume {state_path}")
-            return var.eval(), False
-    if state_path is not None:
-        save_training_state(state_path, {"var": var}, opt, gen, step, asdict(s))  # a later leg may go on
-    return var.eval(), True
+            var.eval()
+            return False
+    save_training_state(state_path, {"var": var}, opt, gen, step, asdict(s))  # a later leg may go on
+    var.eval()
+    return True
 
 
 def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None, resume: str | None = None,
@@ -216,37 +231,34 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
     if s.width % s.heads:
         raise InvalidRequest(f"--heads {s.heads} does not divide --width {s.width}; pick heads with width % heads "
                              f"== 0 (e.g. --heads {max(1, s.width // 64)}).")
-    if s.init and not resume:
-        _check_init_fits(s)
+    device = resolve_device(s.device)
+    run = start_transformer(s, device, resume, log)  # an --init or --resume that does not fit fails here, first
     out = check_output_folder(out_dir, (f"{STEM}.safetensors", VAE_FILE), resuming=resume is not None)
     vae_file = out / VAE_FILE
-    if resume:
-        check_training_state(resume, asdict(s), SAME_CONFIGURATION)
-        if not vae_file.is_file():
-            raise InvalidRequest(f"--resume needs the run's VQVAE {str(vae_file)!r} (the first leg writes it beside "
-                                 f"the state); continue in the folder of the state, or start afresh with --vae.")
-        if s.vae and not _same_tensors(read_state_dict(s.vae), read_state_dict(vae_file)):
-            raise InvalidRequest(f"--vae {s.vae!r} is not the VQVAE of the run being resumed ({str(vae_file)!r}); "
-                                 f"leave --vae out of a --resume leg.")
-    device = resolve_device(s.device)
+    if resume and not vae_file.is_file():
+        raise InvalidRequest(f"--resume needs the run's VQVAE {str(vae_file)!r} (the first leg writes it beside the "
+                             f"state); continue in the folder of the state, or start afresh with --vae.")
+    vae_source = str(vae_file) if resume else s.vae
+    vae_sd = read_state_dict(vae_source) if vae_source else None
+    if resume and s.vae and not _same_tensors(read_state_dict(s.vae), vae_sd):
+        raise InvalidRequest(f"--vae {s.vae!r} is not the VQVAE of the run being resumed ({str(vae_file)!r}); "
+                             f"leave --vae out of a --resume leg.")
     log(f"rendering {s.train_size} training images… (training on {device})")
     x_train, y_train = (t.to(device) for t in load_split("train", s.train_size))
     meta = {"model": "var-shapes", **{k: str(v) for k, v in asdict(s).items()}}
-    if s.vae or resume:
-        source = str(vae_file) if resume else s.vae
+    if vae_sd is not None:
         vae = VQVAE(SHAPES_VAE)
-        vae.load_state_dict(read_state_dict(source), strict=True)
+        vae.load_state_dict(vae_sd, strict=True)
         vae.to(device).eval()
-        log(f"using the VQVAE {source}")
+        log(f"using the VQVAE {vae_source}")
     else:
         vae = train_vqvae(x_train, s, log)
     if not resume:
         save_state_dict(vae.state_dict(), vae_file, metadata=meta)
     for p in vae.parameters():
         p.requires_grad_(False)
-    var, finished = train_transformer(vae, x_train, y_train, s, log, out, resume, meta)
-    if not finished:
+    if not train_transformer(run, vae, x_train, y_train, s, log, out, meta):
         return out / STATE, vae_file
-    var_path = save_state_dict(var.state_dict(), out / f"{STEM}.safetensors", metadata=meta)
+    var_path = save_state_dict(run.var.state_dict(), out / f"{STEM}.safetensors", metadata=meta)
     log(f"wrote {var_path} and {vae_file}; --resume {out / STATE} --var-steps N continues it")
     return var_path, vae_file
