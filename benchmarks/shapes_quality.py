@@ -3,7 +3,7 @@ the shapes test split) and colour (mean saturation, hue-histogram TV distance to
 samples, unguided and at guidance scales; the per-class accuracy of the last row; optionally an image grid. For
 VAR also the same figures on VQVAE reconstructions of real test images (a bound the transformer cannot beat).
 
-    python benchmarks/shapes_quality.py --model var-shapes [--per-class 50] [--scales 1 5] [--top-k 0]
+    python benchmarks/shapes_quality.py --model var-shapes [--per-class 50] [--scales 1 5] [--top-k 0] [--top-p 0.9]
         [--policy cfg] [--schedule constant] [-G stop=0.5 …: options of the guided rows' policy] [--seed 0]
     python benchmarks/shapes_quality.py --model dimr-shapes --samplers ddim --steps 25 --scales 1 3
     options: [--grid docs/<model>_grid.png] [--weights W [--vae V] [-L key=value ...]] (a checkpoint instead of the
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--samplers", nargs="+", default=[None])
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--top-k", type=int, default=None, help="next-scale models only")
+    parser.add_argument("--top-p", type=float, default=None, help="next-scale models only: nucleus mass")
     parser.add_argument("--policy", default=None, help="guidance policy of the guided rows (e.g. cfg, "
                         "cfg+autoguidance); default: the model's")
     parser.add_argument("--schedule", default=None, help="CFG schedule (constant, linear, ...); default: the model's")
@@ -76,7 +77,7 @@ def main() -> None:
         print(row("VQVAE reconstructions", evaluate(recon, labels.numpy(), **kw_eval), colour_report(recon, reference),
                   None, None))
     wanted = [i % 10 for i in range(n)]
-    sampler_kw = {"top_k": args.top_k} if args.top_k is not None else {}
+    sampler_kw = {k: v for k, v in (("top_k", args.top_k), ("top_p", args.top_p)) if v is not None}
     last = report = None
     for sampler in args.samplers:
         for w in args.scales:
