@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The prepared run for a lent GPU machine (the device tool): in about 9 minutes, what the 2-core CPU cannot do —
-#   1. the kernels on the GPU: their tests there, then benchmarks/kernels.py (the issue's GPU table);
+#   1. the kernels on the GPU: their tests there, then benchmarks/kernel_timings.py (the issue's GPU table);
 #   2. two training legs side by side on the one GPU, each continuing a checkpoint kept in checkpoints/: the JS
 #      f-distill student of lamamba-shapes (genloom distill --init-student) and var-shapes' transformer on its
 #      colour VQVAE (genloom train var --init);
@@ -50,8 +50,8 @@ else SIZES="--repeats 5 --var-batch 32"; fi
 $PY -m pytest -q -p no:cacheprovider tests/kernels > "$OUT/kernel_tests.txt" 2>&1
 echo "kernel tests: exit $?" >> "$LOG"
 # shellcheck disable=SC2086
-$PY benchmarks/kernels.py $SIZES > "$OUT/kernels.txt" 2>&1
-echo "kernels.py: exit $?" >> "$LOG"
+$PY benchmarks/kernel_timings.py $SIZES > "$OUT/kernels.txt" 2>&1
+echo "kernel_timings.py: exit $?" >> "$LOG"
 
 # 2. the two training legs side by side; each writes its weights when its minutes are up
 "${GENLOOM[@]}" distill --init-student "$STUDENT" --lr 3e-4 --critic-lr 2e-4 --gan-weight 0.03 --batch-size "$BATCH" \

@@ -1,6 +1,8 @@
 """Benchmarks are code too: every script in benchmarks/ runs here at tiny sizes (no timing is asserted), so none
 can rot unnoticed. Each script's docstring names its smoke mode."""
 
+import importlib.metadata
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +24,8 @@ SMOKE = {
                                "2"],
     "guidance_table.py": ["--model", "var-shapes", "--per-class", "1", "--rows", "none", "cfg", "adaptive",
                           "linear-ag", "--num-reference", "50"],
-    "kernels.py": ["--repeats", "1", "--var-depth", "1", "--var-batch", "1", "--dimr-batch", "1", "--threads", "1",
-                   "--small"],
+    "kernel_timings.py": ["--repeats", "1", "--var-depth", "1", "--var-batch", "1", "--dimr-batch", "1", "--threads",
+                          "1", "--small"],
     "lamamba_scaling.py": ["--sides", "8", "16", "--width", "16", "--repeats", "1", "--scan-length", "64",
                            "--threads", "1"],
     "sample_scaling.py": ["--model", "smoke", "--num", "8", "--processes", "1", "--batch-size", "4"],
@@ -36,6 +38,15 @@ SMOKE = {
 def test_every_benchmark_has_a_smoke_mode():
     scripts = [p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_")]  # _*.py: shared helpers
     assert sorted(scripts) == sorted(SMOKE)
+
+
+def test_no_benchmark_shadows_an_installed_module():
+    """A script's folder comes first on sys.path, so a benchmark named like a package (benchmarks/kernels.py once hid
+    the `kernels` package that transformers imports) breaks every library that looks that package up."""
+    installed = set(importlib.metadata.packages_distributions()) | set(sys.stdlib_module_names)
+    names = {p.stem for p in BENCHMARKS.glob("*.py")}
+    shadowing = sorted(n for n in names if n in installed or importlib.util.find_spec(n) is not None)
+    assert not shadowing, f"rename these benchmark modules: {shadowing}"
 
 
 @pytest.mark.parametrize("script", sorted(SMOKE))

@@ -213,7 +213,10 @@ class DiffusionSampler:
             pred = denoiser(forward_for, x_in, info)
             if schedule.learned_variance and self.name == "ddpm":
                 pred = torch.cat((pred, full[0][:b, channels:]), dim=1)  # variance from the conditional rows
-            preview = (lambda p=pred[:, :channels], xi=x_in, si=info: model.decode(to_x0(p, xi, si)))  # on demand
+
+            def preview(p: torch.Tensor = pred[:, :channels], xi: torch.Tensor = x_in, si: StepInfo = info) -> Any:
+                return model.decode(to_x0(p, xi, si))  # decoded only when a progress callback asks
+
             x = sched.step(pred, t, x, **step_kwargs).prev_sample
             ctx.step_done(i + 1, len(timesteps), preview=preview)
         report = denoiser.report()
@@ -227,7 +230,10 @@ def _step_info(i: int, n: int, b: int, t: float, schedule: NoiseSchedule, abar_t
     stage = "predictor" if getattr(sched, "state_in_first_order", True) else "corrector"
     a, s = alpha_sigma(schedule, torch.tensor([t], dtype=torch.float64), abar_table)
     alpha, sigma = float(a[0]), float(s[0])
-    full = (lambda v: torch.full((b,), v, device=x.device, dtype=x.dtype))
+
+    def full(v: float) -> torch.Tensor:
+        return torch.full((b,), v, device=x.device, dtype=x.dtype)
+
     return StepInfo(step=i, num_steps=n, batch_size=b,
                     time=(t + schedule.timestep_offset) / schedule.num_train_timesteps,
                     prediction_type=schedule.prediction_type, sigma=full(sigma), alpha=full(alpha), stage=stage,

@@ -3,7 +3,7 @@ PyTorch form off CUDA, the Triton kernel on CUDA), per size, with achieved GB/s;
 ``GENLOOM_KERNELS=torch`` against ``auto``, alternating in one process (min over repeats): VAR at d16 width with
 CFG on random weights, and a DiMR with 25-step DPM-Solver-fast. Prints the device it ran on.
 
-    python benchmarks/kernels.py [--repeats 3] [--var-depth 16] [--var-batch 2] [--dimr-batch 4] [--threads 2]
+    python benchmarks/kernel_timings.py [--repeats 3] [--var-depth 16] [--var-batch 2] [--dimr-batch 4] [--threads 2]
     smoke mode (CI): --repeats 1 --var-depth 1 --var-batch 1 --dimr-batch 1 --threads 1 --small
 """
 
