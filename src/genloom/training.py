@@ -36,8 +36,21 @@ def random_batch(images: torch.Tensor, batch_size: int, gen: torch.Generator) ->
 
 
 def set_learning_rate(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Every group at ``lr`` times its ``mult`` (1 where it has none: see :func:`with_label_table_group`)."""
     for group in opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("mult", 1.0)
+
+
+def with_label_table_group(net: torch.nn.Module, table: list[torch.nn.Parameter], lr: float, mult: float,
+                           **table_options: Any) -> Any:
+    """``net``'s parameters for an optimiser, with the label ``table`` in a group of its own at ``mult`` × ``lr``
+    (the label's leverage; ``table_options`` e.g. its weight decay) — one plain list when ``mult`` is 1, the layout
+    older training states hold, so that they resume unchanged."""
+    if mult == 1.0:
+        return list(net.parameters())
+    ids = {id(p) for p in table}
+    rest = [p for p in net.parameters() if id(p) not in ids]
+    return [{"params": rest, "mult": 1.0}, {"params": table, "lr": lr * mult, "mult": mult, **table_options}]
 
 
 def load_initial_weights(net: torch.nn.Module, path: str | Path, what: str) -> None:

@@ -33,6 +33,7 @@ from ...training import (
     load_training_state,
     recorded_settings,
     save_training_state,
+    with_label_table_group,
 )
 from .divergences import divergence as find_divergence
 from .objective import Distiller, Draws, Regression
@@ -386,8 +387,9 @@ def _build_run(teacher: Teacher, div: Any, s: DistillSettings, device: torch.dev
                           guide=None if teacher.guide is None else teacher.guide.denoiser(),
                           guide_scale=teacher.guide_scale).to(device)
     adamw = {"betas": (0.9, 0.999), "weight_decay": 0.01}
+    table = label_table(distiller.student, teacher.model.spec.num_classes)
     optimizers = {
-        "student": torch.optim.AdamW(_student_groups(distiller.student, teacher.model.spec.num_classes, s), lr=s.lr,
+        "student": torch.optim.AdamW(with_label_table_group(distiller.student, table, s.lr, s.class_lr_mult), lr=s.lr,
                                      **adamw),
         "critic": torch.optim.AdamW([*distiller.fake.parameters(), *distiller.head.parameters()], lr=s.critic_lr,
                                     **adamw),
@@ -401,17 +403,6 @@ def label_table(net: torch.nn.Module, num_classes: int) -> list[torch.nn.Paramet
     """The weights of ``net``'s label table: its embeddings of one row per class (plus the null row)."""
     return [m.weight for m in net.modules()
             if isinstance(m, torch.nn.Embedding) and num_classes and m.num_embeddings in (num_classes, num_classes + 1)]
-
-
-def _student_groups(student: torch.nn.Module, num_classes: int, s: DistillSettings) -> Any:
-    """The student's parameters, with its label table in a group of its own at ``class_lr_mult`` × the rate — one
-    group when the multiplier is 1 (the layout older states hold)."""
-    if s.class_lr_mult == 1.0:
-        return list(student.parameters())
-    table = label_table(student, num_classes)
-    ids = {id(p) for p in table}
-    rest = [p for p in student.parameters() if id(p) not in ids]
-    return [{"params": rest}, {"params": table, "lr": s.lr * s.class_lr_mult}]
 
 
 def _progress(total: int, start: int, main: bool) -> Any:

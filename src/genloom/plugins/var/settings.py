@@ -22,6 +22,12 @@ class VARTrainSettings:
     heads: int = field(default=3, metadata={"help": "Attention heads (must divide --width)."})
     beta: float = field(default=0.25, metadata={"help": "VQ commitment weight."})
     cond_drop: float = field(default=0.1, metadata={"help": "Fraction of labels dropped to the null class (CFG)."})
+    class_lr_mult: float = field(default=1.0, metadata={
+        "help": "Learning-rate multiplier of the class embedding (no weight decay on it when not 1): the label's "
+                "leverage on the coarse scales, where the outline is decided."})
+    scale_balance: float = field(default=0.0, metadata={
+        "help": "Loss weight of a scale's tokens ∝ (its token count)^-balance: 0 weighs every token alike (the "
+                "official loss), 1 every scale alike; between them the coarse scales count for more."})
     restart_every: int = field(default=100, metadata={"help": "Restart unused codes every N VQVAE steps."})
     checkpoint_every: int = field(default=0, metadata={"help": "Also write the transformer and a resumable state "
                                                                "every N steps (0: only at the end)."})

@@ -32,6 +32,7 @@ from ...training import (
     random_batch,
     save_training_state,
     set_learning_rate,
+    with_label_table_group,
 )
 from .config import VARConfig, VQVAEConfig, infer_var_config
 from .settings import VARTrainSettings
@@ -49,7 +50,10 @@ TrainSettings = VARTrainSettings
 STEM, VAE_FILE = "var_shapes", "var_shapes_vae.safetensors"
 STATE = f"{STEM}_state.safetensors"
 #: settings a resumed leg must share with the state it continues (the transformer's configuration and data)
-SAME_CONFIGURATION = ("seed", "train_size", "batch_size", "var_lr", "warmup", "cond_drop", "depth", "width", "heads")
+SAME_CONFIGURATION = ("seed", "train_size", "batch_size", "var_lr", "warmup", "cond_drop", "depth", "width", "heads",
+                      "class_lr_mult", "scale_balance")
+#: the values states written before a setting existed ran with
+SINCE = {"class_lr_mult": 1.0, "scale_balance": 0.0}
 
 
 def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -169,12 +173,21 @@ def start_transformer(s: TrainSettings, device: torch.device, resume: str | None
         _load_init(var, s)
         log(f"transformer starts from {s.init}")
     var.to(device)
-    opt = torch.optim.AdamW(var.parameters(), lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
+    params = with_label_table_group(var, [var.class_emb.weight], s.var_lr, s.class_lr_mult, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
     step = 0
     if resume:
-        step = load_training_state(resume, {"var": var}, opt, gen, asdict(s), SAME_CONFIGURATION)
+        step = load_training_state(resume, {"var": var}, opt, gen, asdict(s), SAME_CONFIGURATION, SINCE)
         log(f"resuming the transformer at step {step} from {resume}")
     return TransformerRun(var, opt, gen, step)
+
+
+def scale_weights(patch_nums: tuple[int, ...], balance: float) -> torch.Tensor:
+    """Per-token loss weights over the ``L`` tokens of all scales, summing to 1: a scale of ``n`` tokens weighs each
+    ``∝ n^-balance`` (0: the plain token mean)."""
+    counts = torch.tensor([p * p for p in patch_nums], dtype=torch.float64)
+    per_token = torch.repeat_interleave(counts.pow(-balance), counts.long())
+    return (per_token / per_token.sum()).float()
 
 
 def train_transformer(run: TransformerRun, vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor,
@@ -184,6 +197,7 @@ def train_transformer(run: TransformerRun, vae: VQVAE, x_train: torch.Tensor, y_
     var, opt, gen, step = run.var, run.opt, run.gen, run.step
     device, config = x_train.device, var.cfg
     state_path = out / STATE
+    token_weights = scale_weights(config.patch_nums, s.scale_balance).to(device)
     t0 = time.perf_counter()
     while step < s.var_steps:
         set_learning_rate(opt, s.var_lr * cosine_warmup(step, s.var_steps, s.warmup))
@@ -194,7 +208,8 @@ def train_transformer(run: TransformerRun, vae: VQVAE, x_train: torch.Tensor, y_
         labels = y_train[pick.to(device)].clone()
         labels[(torch.rand(len(labels), generator=gen) < s.cond_drop).to(device)] = config.num_classes
         logits = var(labels, tf_input)
-        loss = F.cross_entropy(logits.reshape(-1, config.vocab_size), torch.cat(indices, 1).reshape(-1))
+        per_token = F.cross_entropy(logits.transpose(1, 2), torch.cat(indices, 1), reduction="none")  # (B, L)
+        loss = (per_token * token_weights).sum(1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(var.parameters(), 2.0)
@@ -226,8 +241,11 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
     state's folder."""
     s = settings or TrainSettings()
     check_settings(s, positive=("train_size", "vae_steps", "var_steps", "batch_size", "vae_lr", "var_lr",
-                                "restart_every", "depth", "width", "heads", "max_minutes"),
+                                "restart_every", "depth", "width", "heads", "max_minutes", "class_lr_mult"),
                    fractions=("cond_drop",), files=("vae", "init"))
+    if not 0 <= s.scale_balance <= 1:
+        raise InvalidRequest(f"--scale-balance must be in [0, 1] (0: every token alike, 1: every scale alike), got "
+                             f"{s.scale_balance}.")
     if s.width % s.heads:
         raise InvalidRequest(f"--heads {s.heads} does not divide --width {s.width}; pick heads with width % heads "
                              f"== 0 (e.g. --heads {max(1, s.width // 64)}).")
