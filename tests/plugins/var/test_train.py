@@ -5,8 +5,16 @@ import torch
 
 from genloom import Engine
 from genloom.engine.errors import InvalidRequest
-from genloom.plugins.var.train import SHAPES_VAR, TrainSettings, train_var_shapes, vqvae_loss
+from genloom.plugins.var.train import (
+    SHAPES_VAR,
+    TrainSettings,
+    scale_weights,
+    start_transformer,
+    train_var_shapes,
+    vqvae_loss,
+)
 from genloom.plugins.var.vqvae import VQVAE
+from genloom.training import set_learning_rate
 
 
 def test_vq_loss_has_gradients_for_encoder_decoder_and_codebook():
@@ -106,6 +114,40 @@ def test_bad_sizes_and_resumes_are_refused_before_training(tmp_path):
     train_var_shapes(tmp_path / "a", TrainSettings(**{**TINY, "var_steps": 5}, vae=own_vae), resume=state, log=quiet)
     with pytest.raises(InvalidRequest, match="already holds var_shapes.safetensors"):
         train_var_shapes(tmp_path / "a", TrainSettings(**TINY), log=quiet)  # a fresh run never overwrites
+
+
+def test_scale_balance_moves_loss_weight_from_the_fine_scales_to_the_coarse_ones():
+    counts = [p * p for p in SHAPES_VAR.patch_nums]
+    per_scale = lambda w: torch.stack([part.sum() for part in w.split(counts)])  # noqa: E731
+    plain, half, even = (scale_weights(SHAPES_VAR.patch_nums, b) for b in (0.0, 0.5, 1.0))
+    for w in (plain, half, even):
+        assert w.shape == (sum(counts),) and w.sum().item() == pytest.approx(1.0)
+    assert torch.allclose(plain, torch.full_like(plain, 1 / sum(counts)))  # 0: the official token mean
+    assert torch.allclose(per_scale(even), torch.full((len(counts),), 1 / len(counts)))  # 1: every scale alike
+    assert torch.allclose(per_scale(half), torch.tensor(counts).float().sqrt() / sum(c ** 0.5 for c in counts))
+    assert per_scale(half)[0] > per_scale(plain)[0] and per_scale(half)[-1] < per_scale(plain)[-1]
+
+
+def test_class_lr_mult_gives_the_class_embedding_its_own_rate_without_weight_decay():
+    plain = start_transformer(TrainSettings(**TINY), torch.device("cpu"), None, lambda _: None)
+    assert len(plain.opt.param_groups) == 1  # the layout older states hold
+    run = start_transformer(TrainSettings(**TINY, class_lr_mult=10.0), torch.device("cpu"), None, lambda _: None)
+    rest, table = run.opt.param_groups
+    assert table["params"] == [run.var.class_emb.weight] and table["weight_decay"] == 0.0
+    assert len(rest["params"]) == len(list(run.var.parameters())) - 1 and rest["weight_decay"] == 0.05
+    set_learning_rate(run.opt, 2e-4)
+    assert (rest["lr"], table["lr"]) == pytest.approx((2e-4, 2e-3))
+
+
+def test_a_leg_with_other_loss_levers_does_not_resume_a_state(tmp_path):
+    quiet = lambda _: None  # noqa: E731
+    state = train_var_shapes(tmp_path, TrainSettings(**TINY, max_minutes=1e-9), log=quiet)[0]
+    for change in ({"class_lr_mult": 3.0}, {"scale_balance": 0.5}):
+        with pytest.raises(InvalidRequest, match=f"another configuration.*{next(iter(change))}"):
+            train_var_shapes(tmp_path, TrainSettings(**TINY, **change), resume=str(state), log=quiet)
+    with pytest.raises(InvalidRequest, match=r"--scale-balance must be in \[0, 1\]"):
+        train_var_shapes(tmp_path / "x", TrainSettings(**TINY, scale_balance=1.5), log=quiet)
+    assert not (tmp_path / "x").exists()
 
 
 def test_the_command_line_resumes_a_var_run(tmp_path):
