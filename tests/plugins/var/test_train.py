@@ -31,9 +31,11 @@ def test_vq_loss_has_gradients_for_encoder_decoder_and_codebook():
 
 def test_tiny_training_run_writes_loadable_weights(tmp_path):
     logs = []
-    s = TrainSettings(train_size=64, vae_steps=3, var_steps=3, batch_size=8, restart_every=2)
+    s = TrainSettings(train_size=64, vae_steps=3, var_steps=3, batch_size=8, restart_every=2, diagnose_every=2)
     var_path, vae_path = train_var_shapes(tmp_path, s, log=logs.append)
     assert any("codes used" in line for line in logs) and any("var step" in line or "wrote" in line for line in logs)
+    gap = [line for line in logs if "token loss right / null / wrong label" in line]
+    assert len(gap) == 1 and all(f"{p}×{p}: " in gap[0] for p in SHAPES_VAR.patch_nums)  # at step 2 only
     pipe = Engine(third_party=False, strict=True).load("var", weights=var_path, vae=vae_path)
     assert pipe.model.config.patch_nums == SHAPES_VAR.patch_nums and pipe.spec.num_classes == 10
     res = pipe(labels=[0, 9], seed=0, guidance="cfg", guidance_scale=3.0, output_type="pt")

@@ -29,6 +29,8 @@ class VARTrainSettings:
         "help": "Loss weight of a scale's tokens ∝ (its token count)^-balance: 0 weighs every token alike (the "
                 "official loss), 1 every scale alike; between them the coarse scales count for more."})
     restart_every: int = field(default=100, metadata={"help": "Restart unused codes every N VQVAE steps."})
+    diagnose_every: int = field(default=500, metadata={
+        "help": "Print the token loss per scale with the right, the null and a wrong label every N steps (0: never)."})
     checkpoint_every: int = field(default=0, metadata={"help": "Also write the transformer and a resumable state "
                                                                "every N steps (0: only at the end)."})
     vae: str | None = field(default=None, metadata={

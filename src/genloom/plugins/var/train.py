@@ -190,6 +190,28 @@ def scale_weights(patch_nums: tuple[int, ...], balance: float) -> torch.Tensor:
     return (per_token / per_token.sum()).float()
 
 
+@torch.no_grad()
+def label_gap(var: VARTransformer, vae: VQVAE, x: torch.Tensor, labels: torch.Tensor,
+              seed: int = 0) -> dict[int, tuple[float, float, float]]:
+    """Teacher-forced token loss per scale (keyed by its side) with the right, the null and a wrong label: a
+    transformer that uses its label has right < null < wrong, and the gap at the coarse scales is what decides the
+    outline (the shapes class)."""
+    was_training = var.training
+    var.eval()
+    n = var.cfg.num_classes
+    gen = torch.Generator().manual_seed(seed)
+    wrong = (labels + 1 + torch.randint(n - 1, labels.shape, generator=gen).to(labels.device)) % n
+    indices = vae.img_to_indices(x)
+    tf_input = vae.quantize.teacher_forcing_input(indices)
+    target, counts = torch.cat(indices, 1), [p * p for p in var.cfg.patch_nums]
+    per_label = []
+    for lab in (labels, torch.full_like(labels, n), wrong):
+        loss = F.cross_entropy(var(lab, tf_input).transpose(1, 2), target, reduction="none").mean(0)
+        per_label.append([float(part.mean()) for part in loss.split(counts)])
+    var.train(was_training)
+    return {p: (r, u, w) for p, r, u, w in zip(var.cfg.patch_nums, *per_label)}
+
+
 def train_transformer(run: TransformerRun, vae: VQVAE, x_train: torch.Tensor, y_train: torch.Tensor,
                       s: TrainSettings, log: Callable[[str], None], out: Path, meta: dict[str, str]) -> bool:
     """Teacher-forced training of the transformer up to ``var_steps``; returns whether it got there (False: the
@@ -198,6 +220,7 @@ def train_transformer(run: TransformerRun, vae: VQVAE, x_train: torch.Tensor, y_
     device, config = x_train.device, var.cfg
     state_path = out / STATE
     token_weights = scale_weights(config.patch_nums, s.scale_balance).to(device)
+    probe_x, probe_y = x_train[-256:], y_train[-256:]
     t0 = time.perf_counter()
     while step < s.var_steps:
         set_learning_rate(opt, s.var_lr * cosine_warmup(step, s.var_steps, s.warmup))
@@ -217,6 +240,10 @@ def train_transformer(run: TransformerRun, vae: VQVAE, x_train: torch.Tensor, y_
         step += 1
         if step % 100 == 0:
             log(f"var step {step}/{s.var_steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
+        if s.diagnose_every and step % s.diagnose_every == 0:
+            gaps = label_gap(var, vae, probe_x, probe_y)
+            log("  token loss right / null / wrong label: " + "; ".join(
+                f"{p}×{p}: {r:.3f} / {u:.3f} / {w:.3f}" for p, (r, u, w) in gaps.items()))
         if step >= s.var_steps:
             break
         out_of_time = time.perf_counter() - t0 > 60 * s.max_minutes
