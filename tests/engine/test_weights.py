@@ -129,6 +129,21 @@ def test_build_and_load_constructs_on_meta_and_assigns():
     assert half.a.weight.dtype == torch.bfloat16
 
 
+def test_index_buffers_stored_as_floats_get_their_integer_dtype_back_or_are_refused():
+    class Indexed(Tiny):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("level", torch.tensor([0, 1, 1, 2]))
+
+    sd = Indexed().state_dict()
+    sd["level"] = sd["level"].float()  # what a checkpoint average or a careless cast writes
+    net = weights.build_and_load(Indexed, sd)
+    assert net.level.dtype == torch.int64 and net.level.tolist() == [0, 1, 1, 2]
+    sd["level"] = sd["level"] + 0.5
+    with pytest.raises(WeightsError, match="'level' as torch.float32 with fractional values .* torch.int64 indices"):
+        weights.build_and_load(Indexed, sd)
+
+
 def test_resolve_assets_folders_and_hub_offline(tmp_path):
     asset = weights.resolve("asset:smoke.safetensors")
     assert asset.path.name == "smoke.safetensors" and asset.source == "asset:smoke.safetensors"

@@ -230,7 +230,7 @@ def build_and_load(
     with init_empty_weights(include_buffers=False):
         module = builder()
     check_state_dict(expected_shapes(module), state_dict, what)
-    module.load_state_dict(dict(state_dict), strict=True, assign=True)
+    module.load_state_dict(_integer_buffers_kept(module, state_dict, what), strict=True, assign=True)
     still_meta = [n for n, t in list(module.named_parameters()) + list(module.named_buffers()) if t.is_meta]
     if still_meta:
         raise WeightsError(f"Parameters left uninitialised after loading: {still_meta[:MAX_LISTED_DIFFERENCES]}.")
@@ -264,6 +264,23 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             return dict(fh.metadata() or {})
     except Exception as exc:  # noqa: BLE001 - any read failure is a corrupt file to the user
         raise WeightsError(f"Checkpoint {p.name!r} is corrupted or truncated ({type(exc).__name__}: {exc}).") from exc
+
+
+def _integer_buffers_kept(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
+                          what: str) -> dict[str, torch.Tensor]:
+    """``assign=True`` takes the checkpoint's dtype: an index buffer stored as floats (a converted or averaged
+    checkpoint) would reach an embedding lookup as floats, so whole-valued ones get the network's integer dtype back
+    and others are refused here, at load, naming the key."""
+    out = dict(state_dict)
+    for name, own in module.state_dict().items():
+        given = out.get(name)
+        if given is None or own.is_floating_point() or not given.is_floating_point():
+            continue
+        if not torch.equal(given, given.round()):
+            raise WeightsError(f"The {what} holds {name!r} as {given.dtype} with fractional values where the network "
+                               f"keeps {own.dtype} indices; it was not written by this network.")
+        out[name] = given.to(own.dtype)
+    return out
 
 
 def float32_state(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
