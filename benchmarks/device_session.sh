@@ -28,9 +28,9 @@ PER_CLASS=${PER_CLASS:-50}       # samples per class in the scores
 QUICK=${QUICK:-0}                # 1: the kernels' smoke sizes (dry runs)
 STUDENT=${STUDENT:-checkpoints/lamamba_shapes_fdistill_js_stack.safetensors}
 GUIDE_SCALE=${GUIDE_SCALE:-6}    # the autoguidance w baked into the student's target (the kept student's)
-VAR_INIT=${VAR_INIT:-checkpoints/var_shapes_colour_d4w256.safetensors}
-VAR_VAE=${VAR_VAE:-checkpoints/var_shapes_vae_colour.safetensors}
-VAR_SIZE=${VAR_SIZE---depth 4 --width 256 --heads 4}  # VAR_INIT's transformer size (VAR_SIZE= : var-shapes' own)
+VAR_INIT=${VAR_INIT:-src/genloom/assets/var_shapes.safetensors}
+VAR_VAE=${VAR_VAE:-src/genloom/assets/var_shapes_vae.safetensors}
+VAR_SIZE=${VAR_SIZE---depth 4 --width 256 --heads 4}  # VAR_INIT's transformer size (var-shapes' own since 2026-12-03)
 mkdir -p "$OUT" || exit 1
 LOG=$OUT/session.log
 
