@@ -37,6 +37,7 @@ from .training import (
     load_training_state,
     random_batch,
     save_training_state,
+    update_ema,
 )
 
 SAME_CONFIGURATION = ("seed", "batch_size", "train_size", "lr", "class_lr_mult", "ema", "cond_drop",
@@ -213,10 +214,7 @@ def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainS
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            d = min(s.ema, (1 + step) / (10 + step))
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - d)
+        update_ema(ema, net, s.ema, step)
         step += 1
         if step % 100 == 0:
             log(f"{family.name} step {step}/{s.steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")

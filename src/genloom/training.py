@@ -53,6 +53,15 @@ def with_label_table_group(net: torch.nn.Module, table: list[torch.nn.Parameter]
     return [{"params": rest, "mult": 1.0}, {"params": table, "lr": lr * mult, "mult": mult, **table_options}]
 
 
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float, step: int) -> None:
+    """One step of the weights' exponential moving average, with the usual warm-up: the decay is
+    ``min(decay, (1 + step) / (10 + step))``, so early steps do not keep the initial weights for long."""
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, p in zip(ema.parameters(), net.parameters()):
+        pe.lerp_(p, 1 - d)
+
+
 def load_initial_weights(net: torch.nn.Module, path: str | Path, what: str) -> None:
     """``--init``: load ``path`` into ``net`` strictly; weights of another configuration are a typed error naming
     the option, the network ``what`` and the first mismatch."""

@@ -82,6 +82,26 @@ def test_a_resumed_transformer_leg_ends_bit_identical_to_a_straight_run(tmp_path
     assert all(torch.equal(x, y) for x, y in zip(load_file(vae).values(), load_file(leg_vae).values()))
 
 
+def test_with_ema_the_run_writes_the_average_and_a_resumed_leg_keeps_it_bit_identical(tmp_path):
+    from safetensors.torch import load_file
+
+    quiet = lambda _: None  # noqa: E731
+    raw, vae = train_var_shapes(tmp_path / "raw", TrainSettings(**TINY), log=quiet)
+    straight, _ = train_var_shapes(tmp_path / "a", TrainSettings(**TINY, ema=0.9), log=quiet)
+    a, r = load_file(straight), load_file(raw)
+    assert a.keys() == r.keys() and not all(torch.equal(a[k], r[k]) for k in a)  # the average, not the last step
+    state = load_file(tmp_path / "a" / "var_shapes_state.safetensors")
+    assert all(torch.equal(state[f"ema.{k}"], a[k]) for k in a) and all(f"var.{k}" in state for k in a)
+    leg, _ = train_var_shapes(tmp_path / "b", TrainSettings(**TINY, ema=0.9, max_minutes=1e-9), log=quiet)
+    resumed, _ = train_var_shapes(tmp_path / "b", TrainSettings(**TINY, ema=0.9), resume=str(leg), log=quiet)
+    b = load_file(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(InvalidRequest, match="another configuration.*ema"):
+        train_var_shapes(tmp_path / "b", TrainSettings(**TINY), resume=str(leg), log=quiet)
+    pipe = Engine(third_party=False, strict=True).load("var", weights=straight, vae=vae)
+    assert pipe(labels=[1], seed=0, output_type="pt").images.shape == (1, 3, 32, 32)
+
+
 def test_the_transformer_size_is_a_setting_the_loader_reads_back(tmp_path):
     s = TrainSettings(**{**TINY, "var_steps": 1}, depth=2, width=64, heads=2)
     var_path, vae_path = train_var_shapes(tmp_path, s, log=lambda _: None)

@@ -28,6 +28,9 @@ class VARTrainSettings:
     scale_balance: float = field(default=0.0, metadata={
         "help": "Loss weight of a scale's tokens ∝ (its token count)^-balance: 0 weighs every token alike (the "
                 "official loss), 1 every scale alike; between them the coarse scales count for more."})
+    ema: float = field(default=0.0, metadata={
+        "help": "EMA decay of the written transformer weights (0: the raw weights); checkpoints of one run swing by "
+                "several points of class accuracy, an average of the weights does not."})
     restart_every: int = field(default=100, metadata={"help": "Restart unused codes every N VQVAE steps."})
     diagnose_every: int = field(default=500, metadata={
         "help": "Print the token loss per scale with the right, the null and a wrong label every N steps (0: never)."})

@@ -10,6 +10,7 @@ resumable legs (the trainers' ``--resume`` / ``--max-minutes`` contract).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from ...training import (
     random_batch,
     save_training_state,
     set_learning_rate,
+    update_ema,
     with_label_table_group,
 )
 from .config import VARConfig, VQVAEConfig, infer_var_config
@@ -51,9 +53,9 @@ STEM, VAE_FILE = "var_shapes", "var_shapes_vae.safetensors"
 STATE = f"{STEM}_state.safetensors"
 #: settings a resumed leg must share with the state it continues (the transformer's configuration and data)
 SAME_CONFIGURATION = ("seed", "train_size", "batch_size", "var_lr", "warmup", "cond_drop", "depth", "width", "heads",
-                      "class_lr_mult", "scale_balance")
+                      "class_lr_mult", "scale_balance", "ema")
 #: the values states written before a setting existed ran with
-SINCE = {"class_lr_mult": 1.0, "scale_balance": 0.0}
+SINCE = {"class_lr_mult": 1.0, "scale_balance": 0.0, "ema": 0.0}
 
 
 def vqvae_loss(vae: VQVAE, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -160,6 +162,17 @@ class TransformerRun:
     opt: torch.optim.Optimizer
     gen: torch.Generator
     step: int
+    ema: VARTransformer | None = None  # the moving average the run writes (``--ema``), or None: the raw weights
+
+    @property
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """What a training state holds."""
+        return {"var": self.var, **({"ema": self.ema} if self.ema is not None else {})}
+
+    @property
+    def written(self) -> VARTransformer:
+        """The weights the run writes and diagnoses."""
+        return self.ema if self.ema is not None else self.var
 
 
 def start_transformer(s: TrainSettings, device: torch.device, resume: str | None,
@@ -173,13 +186,14 @@ def start_transformer(s: TrainSettings, device: torch.device, resume: str | None
         _load_init(var, s)
         log(f"transformer starts from {s.init}")
     var.to(device)
+    ema = copy.deepcopy(var).requires_grad_(False) if s.ema else None
     params = with_label_table_group(var, [var.class_emb.weight], s.var_lr, s.class_lr_mult, weight_decay=0.0)
     opt = torch.optim.AdamW(params, lr=s.var_lr, betas=(0.9, 0.95), weight_decay=0.05)
-    step = 0
+    run = TransformerRun(var, opt, gen, 0, ema)
     if resume:
-        step = load_training_state(resume, {"var": var}, opt, gen, asdict(s), SAME_CONFIGURATION, SINCE)
-        log(f"resuming the transformer at step {step} from {resume}")
-    return TransformerRun(var, opt, gen, step)
+        run.step = load_training_state(resume, run.modules, opt, gen, asdict(s), SAME_CONFIGURATION, SINCE)
+        log(f"resuming the transformer at step {run.step} from {resume}")
+    return run
 
 
 def scale_weights(patch_nums: tuple[int, ...], balance: float) -> torch.Tensor:
@@ -237,25 +251,27 @@ def train_transformer(run: TransformerRun, vae: VQVAE, x_train: torch.Tensor, y_
         loss.backward()
         torch.nn.utils.clip_grad_norm_(var.parameters(), 2.0)
         opt.step()
+        if run.ema is not None:
+            update_ema(run.ema, var, s.ema, step)
         step += 1
         if step % 100 == 0:
             log(f"var step {step}/{s.var_steps}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)")
         if s.diagnose_every and step % s.diagnose_every == 0:
-            gaps = label_gap(var, vae, probe_x, probe_y)
+            gaps = label_gap(run.written, vae, probe_x, probe_y)
             log("  token loss right / null / wrong label: " + "; ".join(
                 f"{p}×{p}: {r:.3f} / {u:.3f} / {w:.3f}" for p, (r, u, w) in gaps.items()))
         if step >= s.var_steps:
             break
         out_of_time = time.perf_counter() - t0 > 60 * s.max_minutes
         if out_of_time or s.checkpoint_every and step % s.checkpoint_every == 0:
-            save_state_dict(var.state_dict(), out / f"{STEM}_step{step}.safetensors",
+            save_state_dict(run.written.state_dict(), out / f"{STEM}_step{step}.safetensors",
                             metadata={**meta, "step": str(step)})
-            save_training_state(state_path, {"var": var}, opt, gen, step, asdict(s))
+            save_training_state(state_path, run.modules, opt, gen, step, asdict(s))
         if out_of_time:
             log(f"--max-minutes reached at step {step}; continue with --resume {state_path}")
             var.eval()
             return False
-    save_training_state(state_path, {"var": var}, opt, gen, step, asdict(s))  # a later leg may go on
+    save_training_state(state_path, run.modules, opt, gen, step, asdict(s))  # a later leg may go on
     var.eval()
     return True
 
@@ -269,7 +285,7 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
     s = settings or TrainSettings()
     check_settings(s, positive=("train_size", "vae_steps", "var_steps", "batch_size", "vae_lr", "var_lr",
                                 "restart_every", "depth", "width", "heads", "max_minutes", "class_lr_mult"),
-                   fractions=("cond_drop",), files=("vae", "init"))
+                   fractions=("cond_drop", "ema"), files=("vae", "init"))
     if not 0 <= s.scale_balance <= 1:
         raise InvalidRequest(f"--scale-balance must be in [0, 1] (0: every token alike, 1: every scale alike), got "
                              f"{s.scale_balance}.")
@@ -304,6 +320,6 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
         p.requires_grad_(False)
     if not train_transformer(run, vae, x_train, y_train, s, log, out, meta):
         return out / STATE, vae_file
-    var_path = save_state_dict(run.var.state_dict(), out / f"{STEM}.safetensors", metadata=meta)
+    var_path = save_state_dict(run.written.eval().state_dict(), out / f"{STEM}.safetensors", metadata=meta)
     log(f"wrote {var_path} and {vae_file}; --resume {out / STATE} --var-steps N continues it")
     return var_path, vae_file
