@@ -37,7 +37,9 @@ from .training import (
     load_training_state,
     random_batch,
     save_training_state,
+    set_learning_rate,
     update_ema,
+    wrong_labels,
 )
 
 SAME_CONFIGURATION = ("seed", "batch_size", "train_size", "lr", "class_lr_mult", "ema", "cond_drop",
@@ -121,7 +123,7 @@ def label_gap(family: TrainFamily, net: torch.nn.Module, x0: torch.Tensor, label
     that uses its label has right < null ≈ wrong, a gap that widens as it learns."""
     gen = torch.Generator().manual_seed(seed)
     eps = torch.randn(x0.shape, generator=gen).to(x0.device)
-    wrong = (labels + 1 + torch.randint(NUM_CLASSES - 1, labels.shape, generator=gen).to(labels.device)) % NUM_CLASSES
+    wrong = wrong_labels(labels, NUM_CLASSES, gen)
     out = {}
     for k in timesteps:
         a = abar[k]
@@ -199,9 +201,7 @@ def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainS
     t0 = time.perf_counter()
     step = start
     while step < s.steps:
-        lr = s.lr * cosine_warmup(step, s.steps, 200)
-        for group in opt.param_groups:
-            group["lr"] = lr * group["mult"]
+        set_learning_rate(opt, s.lr * cosine_warmup(step, s.steps, 200))
         if augment:
             pick, x = random_batch(x_train, s.batch_size, gen)
         else:

@@ -53,6 +53,12 @@ def with_label_table_group(net: torch.nn.Module, table: list[torch.nn.Parameter]
     return [{"params": rest, "mult": 1.0}, {"params": table, "lr": lr * mult, "mult": mult, **table_options}]
 
 
+def wrong_labels(labels: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """For each label another class, uniformly (the label diagnostics' "wrong label"), drawn from ``gen``."""
+    shift = 1 + torch.randint(num_classes - 1, labels.shape, generator=gen).to(labels.device)
+    return (labels + shift) % num_classes
+
+
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float, step: int) -> None:
     """One step of the weights' exponential moving average, with the usual warm-up: the decay is

@@ -35,6 +35,7 @@ from ...training import (
     set_learning_rate,
     update_ema,
     with_label_table_group,
+    wrong_labels,
 )
 from .config import VARConfig, VQVAEConfig, infer_var_config
 from .settings import VARTrainSettings
@@ -210,11 +211,8 @@ def label_gap(var: VARTransformer, vae: VQVAE, x: torch.Tensor, labels: torch.Te
     """Teacher-forced token loss per scale (keyed by its side) with the right, the null and a wrong label: a
     transformer that uses its label has right < null < wrong, and the gap at the coarse scales is what decides the
     outline (the shapes class)."""
-    was_training = var.training
-    var.eval()
     n = var.cfg.num_classes
-    gen = torch.Generator().manual_seed(seed)
-    wrong = (labels + 1 + torch.randint(n - 1, labels.shape, generator=gen).to(labels.device)) % n
+    wrong = wrong_labels(labels, n, torch.Generator().manual_seed(seed))
     indices = vae.img_to_indices(x)
     tf_input = vae.quantize.teacher_forcing_input(indices)
     target, counts = torch.cat(indices, 1), [p * p for p in var.cfg.patch_nums]
@@ -222,7 +220,6 @@ def label_gap(var: VARTransformer, vae: VQVAE, x: torch.Tensor, labels: torch.Te
     for lab in (labels, torch.full_like(labels, n), wrong):
         loss = F.cross_entropy(var(lab, tf_input).transpose(1, 2), target, reduction="none").mean(0)
         per_label.append([float(part.mean()) for part in loss.split(counts)])
-    var.train(was_training)
     return {p: (r, u, w) for p, r, u, w in zip(var.cfg.patch_nums, *per_label)}
 
 
@@ -320,6 +317,6 @@ def train_var_shapes(out_dir: str | Path, settings: TrainSettings | None = None,
         p.requires_grad_(False)
     if not train_transformer(run, vae, x_train, y_train, s, log, out, meta):
         return out / STATE, vae_file
-    var_path = save_state_dict(run.written.eval().state_dict(), out / f"{STEM}.safetensors", metadata=meta)
+    var_path = save_state_dict(run.written.state_dict(), out / f"{STEM}.safetensors", metadata=meta)
     log(f"wrote {var_path} and {vae_file}; --resume {out / STATE} --var-steps N continues it")
     return var_path, vae_file
