@@ -19,4 +19,4 @@ def test_var_shapes_draws_the_asked_class_with_its_default_guidance():
     labels = [i % 10 for i in range(200)]
     guided = pipe(labels=labels, seed=5000, output_type="pt", batch_size=50)
     unguided = pipe(labels=labels, seed=5000, output_type="pt", batch_size=50, guidance="none")
-    assert _accuracy(guided.images, labels) >= 0.6 > _accuracy(unguided.images, labels)  # 0.685 and 0.475 here
+    assert _accuracy(guided.images, labels) >= 0.6 > _accuracy(unguided.images, labels)  # 0.695 and 0.475 here

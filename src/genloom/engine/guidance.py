@@ -10,7 +10,7 @@ prediction in the model's own parameterisation. The sampler, not the policy, run
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
@@ -37,6 +37,16 @@ class StepInfo:
     cached: bool = False  # next-scale: a branch dropped once cannot come back (its KV cache is gone)
     sampler: str = ""  # the sampling loop's registered name (a calibrated policy checks it)
     preview: Any = None  # next-scale: () → the images decoded from the scales so far (a classifier's input)
+
+    def at_scale(self, k: int) -> StepInfo:
+        """This next-scale run's predictor at scale ``k``: what a policy asks when it decides whether a branch is
+        still needed at a later scale (a dropped branch's KV cache cannot come back)."""
+        return replace(self, step=k, time=next_scale_time(k, self.num_steps), stage="predictor")
+
+
+def next_scale_time(k: int, num_scales: int) -> float:
+    """A next-scale model's ``time`` at scale ``k``: 1 at the first (coarsest) scale, 0 at the last."""
+    return 1 - k / (num_scales - 1) if num_scales > 1 else 0.0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import torch
 
 from ..engine.errors import InvalidRequest
-from ..engine.guidance import BranchRequest, StepInfo
+from ..engine.guidance import BranchRequest, StepInfo, next_scale_time
 from ..engine.progress import RunContext
 from ..engine.sampling import SampleBatch, SampleOutput
 from ..engine.seeding import ImageRNG
@@ -317,7 +317,7 @@ def _start_branch(denoiser: GuidedDenoiser, stacks: dict[int, _Stack], req: Bran
 
 
 def _info(k: int, num_scales: int, b: int, preview: Callable[[], torch.Tensor] | None = None) -> StepInfo:
-    return StepInfo(step=k, num_steps=num_scales, batch_size=b, time=1 - k / (num_scales - 1),
+    return StepInfo(step=k, num_steps=num_scales, batch_size=b, time=next_scale_time(k, num_scales),
                     prediction_type="logits", cached=True, preview=preview)
 
 

@@ -5,6 +5,10 @@ import torch
 
 import genloom
 from genloom.engine.errors import InvalidRequest
+from genloom.engine.guidance import BranchRequest
+from genloom.engine.seeding import ImageRNG
+from genloom.plugins.guidance.cfg import CFG
+from genloom.samplers.next_scale import sample_next_scale
 
 LABELS = [1, 4, 7, 2]
 
@@ -116,13 +120,34 @@ def test_on_var_threshold_one_is_constant_cfg_exactly(var_pipe):
     assert torch.equal(cfg.images, ag.images) and ag.nfe == cfg.nfe == [12] * 4
 
 
+class _UncondThroughout(CFG):
+    """CFG whose unconditional rows run at every scale, used or not: the reference without cache compaction."""
+
+    def request(self, info, state):
+        return [BranchRequest("uncond", rows=torch.ones(info.batch_size, dtype=torch.bool), null=True)]
+
+
 def test_on_var_switched_rows_leave_the_kv_cache_and_the_rest_is_unchanged(var_pipe):
-    """γ̄ = −1: CFG at the first scale, then the unconditional rows are compacted out of every KV cache. The
-    conditional rows must not notice: the same images as CFG that evaluates them all but guides scale 0 only."""
+    """γ̄ = −1: CFG at the first scale, then the unconditional rows are compacted out of every KV cache; a CFG
+    step window that ends after the first scale drops them the same way. The conditional rows must not notice:
+    the same images as CFG that evaluates the unconditional rows at every scale but guides scale 0 only."""
     ag = var_pipe(guidance="adaptive", threshold=-1.0, **VAR_KW)
     window = var_pipe(guidance="cfg", schedule="step_window", start=0.0, stop=1 / 6, **VAR_KW)
-    assert ag.nfe == [6 + 1] * 4 and window.nfe == [12] * 4
+    assert ag.nfe == window.nfe == [6 + 1] * 4
     assert torch.equal(ag.images, window.images)
+    labels, rng = torch.tensor(VAR_KW["labels"]), ImageRNG(range(4, 8))
+    kept = sample_next_scale(var_pipe.model, labels, rng, guidance=_UncondThroughout(
+        scale=VAR_KW["guidance_scale"], schedule="step_window", stop=1 / 6))
+    assert kept.nfe.tolist() == [12] * 4
+    torch.testing.assert_close((kept.images + 1) / 2, window.images, atol=0, rtol=0)
+
+
+def test_on_var_a_cfg_window_stops_costing_rows_after_its_last_scale(var_pipe):
+    """A step window's unconditional rows start at the first scale (their KV cache) and leave after the last
+    scale that uses them; a window that starts late still pays from the first scale."""
+    late = var_pipe(guidance="cfg", start=0.5, **VAR_KW)
+    early = var_pipe(guidance="cfg", stop=0.5, **VAR_KW)
+    assert late.nfe == [12] * 4 and early.nfe == [6 + 3] * 4
 
 
 def test_on_var_a_sample_switches_at_the_same_scale_alone_or_in_a_batch(var_pipe):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -132,10 +132,11 @@ class CFG:
         return None
 
     def request(self, info: StepInfo, state: None) -> list[BranchRequest]:
-        # a cached (next-scale) model needs the unconditional rows from the start to fill their KV cache, unless
-        # no step of the schedule uses them (w = 1): then they never cost anything
+        # a cached (next-scale) model needs the unconditional rows from the first scale on, to fill their KV cache,
+        # and up to the last scale whose strength uses them; after it (a step window's stop) they leave the caches
+        # and cost nothing, and if no scale uses them (w = 1) they never run
         if info.cached:
-            needed = any(self.strength(replace(info, step=k)) != 0.0 for k in range(info.num_steps))
+            needed = any(self.strength(info.at_scale(k)) != 0.0 for k in range(info.step, info.num_steps))
         else:
             needed = self.strength(info) != 0.0
         if needed:
