@@ -7,6 +7,10 @@ throughout) and reads the policy's telemetry.
     python benchmarks/ag_similarity.py --model lamamba --weights W --vae V -L 'noise_schedule={...}' \\
         --sampler ddim --steps 25 --scale 3 [--n 50] [--thresholds 0.98 0.99 0.995]
     smoke mode (CI): --model var-shapes --n 2
+
+On next-scale models it also prints two measures of how far the token distributions of the two branches are
+apart, per scale (1 − total variation and the Bhattacharyya coefficient, the alternatives §2.6 of the spec names),
+read from a constant-CFG run with the same seeds.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ def main() -> None:
     for i in range(steps):
         print(f"| {i} | " + " | ".join(f"{float(t[i].mean()):.4f} ({float(t[i].min()):.4f})" for t in traces.values())
               + " |")
+    if pipe.spec.paradigm is Paradigm.NEXT_SCALE:
+        _print_token_distances(pipe, args)
     print()
     print(f"mean NFE per image if AG switched at the first step above γ̄ (CFG throughout: {2 * steps})")
     print("| γ̄ | " + " | ".join(traces) + " |")
@@ -62,6 +68,35 @@ def main() -> None:
             first = torch.where(above.any(0), above.float().argmax(0), torch.full((t.shape[1],), steps - 1))
             cells.append(f"{float((steps + first + 1).float().mean()):.2f}")
         print(f"| {g:g} | " + " | ".join(cells) + " |")
+
+
+def _print_token_distances(pipe, args: argparse.Namespace) -> None:
+    """Per scale, mean (min) over samples of 1 − TV and of the Bhattacharyya coefficient between the conditional
+    and unconditional token distributions, along constant-CFG trajectories (the seeds and labels above)."""
+    import torch
+
+    from genloom.engine.seeding import ImageRNG
+    from genloom.plugins.guidance.cfg import CFG
+    from genloom.samplers.next_scale import sample_next_scale
+
+    per_scale: list[torch.Tensor] = []
+
+    class MeasuredCFG(CFG):
+        def combine(self, info, outputs, state):  # type: ignore[no-untyped-def]
+            pc, pu = outputs["cond"].double().softmax(-1), outputs["uncond"].double().softmax(-1)
+            tv = 0.5 * (pc - pu).abs().sum(-1).flatten(1).mean(1)
+            bc = (pc * pu).sqrt().sum(-1).flatten(1).mean(1)
+            per_scale.append(torch.stack([1 - tv, bc]))
+            return super().combine(info, outputs, state)
+
+    labels = torch.tensor([i % 10 for i in range(args.n)])
+    sample_next_scale(pipe.model, labels, ImageRNG(range(args.n)),
+                      guidance=MeasuredCFG(scale=args.scale, schedule="constant"))
+    print()
+    print("| scale | 1 − TV | Bhattacharyya |")
+    print("|---|---|---|")
+    for k, m in enumerate(per_scale):
+        print(f"| {k} | " + " | ".join(f"{float(v.mean()):.4f} ({float(v.min()):.4f})" for v in m) + " |")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,9 @@ def main() -> None:
             print(f"LinearAG calibrated on {args.calibrate} trajectories in {time.perf_counter() - t0:.1f} s; R² of the"
                   f" estimated steps: " + ", ".join(f"{float(r):.3f}" for r, k in zip(table.r2, table.replace) if k))
         gfcg_extra = {} if diffusion else {"choose_scale": args.gfcg_choose_scale}
+        # the CFG row runs the model's own CFG options (var-shapes: a constant schedule); CFG+GFCG's CFG the same
+        cfg_own = {f"cfg.{k}": v for k, v in pipe.spec.default_guidance_options.items()} \
+            if pipe.spec.default_guidance == "cfg" else {}
         settings = {
             "none": {"guidance": "none"},
             "cfg": {"guidance": "cfg", "guidance_scale": w},
@@ -76,7 +79,7 @@ def main() -> None:
                          **({"similarity": args.ag_similarity} if args.ag_similarity else {})},
             "linear-ag": {"guidance": "linear-ag", "guidance_scale": w, "table": lag_table},
             "gfcg": {"guidance": "gfcg", "guidance_scale": args.gfcg_scale, **gfcg_extra},
-            "cfg+gfcg": {"guidance": "cfg+gfcg", "guidance_scale": w, "gfcg.scale": args.gfcg_scale,
+            "cfg+gfcg": {"guidance": "cfg+gfcg", "guidance_scale": w, "gfcg.scale": args.gfcg_scale, **cfg_own,
                          **{f"gfcg.{k}": v for k, v in gfcg_extra.items()}},
             "autoguidance": {"guidance": "autoguidance", "guidance_scale": w if args.atg_scale is None else
                              args.atg_scale, "guide_weights": args.guide_weights},
