@@ -67,7 +67,9 @@ TINY = dict(train_size=64, vae_steps=2, var_steps=4, batch_size=4, warmup=1, che
 def test_a_resumed_transformer_leg_ends_bit_identical_to_a_straight_run(tmp_path):
     from safetensors.torch import load_file
 
-    quiet = lambda _: None  # noqa: E731
+    def quiet(_):
+        return None
+
     straight, vae = train_var_shapes(tmp_path / "a", TrainSettings(**TINY), log=quiet)
     assert (tmp_path / "a" / "var_shapes_step2.safetensors").is_file()
     leg, leg_vae = train_var_shapes(tmp_path / "b", TrainSettings(**TINY, max_minutes=1e-9), log=quiet)  # one step
@@ -85,7 +87,9 @@ def test_a_resumed_transformer_leg_ends_bit_identical_to_a_straight_run(tmp_path
 def test_with_ema_the_run_writes_the_average_and_a_resumed_leg_keeps_it_bit_identical(tmp_path):
     from safetensors.torch import load_file
 
-    quiet = lambda _: None  # noqa: E731
+    def quiet(_):
+        return None
+
     raw, vae = train_var_shapes(tmp_path / "raw", TrainSettings(**TINY), log=quiet)
     straight, _ = train_var_shapes(tmp_path / "a", TrainSettings(**TINY, ema=0.9), log=quiet)
     a, r = load_file(straight), load_file(raw)
@@ -112,7 +116,9 @@ def test_the_transformer_size_is_a_setting_the_loader_reads_back(tmp_path):
 
 
 def test_bad_sizes_and_resumes_are_refused_before_training(tmp_path):
-    quiet = lambda _: None  # noqa: E731
+    def quiet(_):
+        return None
+
     with pytest.raises(InvalidRequest, match="--heads 5 does not divide --width 64"):
         train_var_shapes(tmp_path / "x", TrainSettings(**TINY, width=64, heads=5), log=quiet)
     assert not (tmp_path / "x" / "var_shapes_vae.safetensors").exists()
@@ -162,7 +168,9 @@ def test_class_lr_mult_gives_the_class_embedding_its_own_rate_without_weight_dec
 
 
 def test_a_leg_with_other_loss_levers_does_not_resume_a_state(tmp_path):
-    quiet = lambda _: None  # noqa: E731
+    def quiet(_):
+        return None
+
     state = train_var_shapes(tmp_path, TrainSettings(**TINY, max_minutes=1e-9), log=quiet)[0]
     for change in ({"class_lr_mult": 3.0}, {"scale_balance": 0.5}):
         with pytest.raises(InvalidRequest, match=f"another configuration.*{next(iter(change))}"):
