@@ -50,6 +50,9 @@ class DiffusionTrainSettings:
     vae: str | None = field(default=None, metadata={
         "help": "Train in the latent space of this AutoencoderKL (shapes_ae.safetensors from "
                 "`genloom train autoencoder`); unset: pixel space."})
+    width_divisor: int = field(default=1, metadata={
+        "help": "Divide the network's widths by this (heads kept): a smaller network of the same family, e.g. an "
+                "autoguidance guide (1: the embedded size)."})
     init: str | None = field(default=None, metadata={
         "help": "Start the network and its EMA from these weights (e.g. an earlier run's EMA file, whose optimiser "
                 "state is lost) with a fresh optimiser and learning-rate schedule; unset: a new initialisation. A "

@@ -43,14 +43,18 @@ from .training import (
 )
 
 SAME_CONFIGURATION = ("seed", "batch_size", "train_size", "lr", "class_lr_mult", "ema", "cond_drop",
-                      "coarse_weight", "time_shift_mean", "time_shift_std", "min_snr_gamma", "vae", "init")
+                      "coarse_weight", "time_shift_mean", "time_shift_std", "min_snr_gamma", "vae", "init",
+                      "width_divisor")
+#: the values states written before a setting existed ran with
+SINCE = {"width_divisor": 1}
 DIAGNOSTIC_TIMESTEPS = (300, 600, 800, 950)
 
 
 @dataclass(frozen=True)
 class TrainFamily:
     """What the loop needs from a family: its configs (pixels / shapes-ae latents), a network builder, the call
-    ``predict(net, x_t, k, labels)`` → outputs (the last at full resolution) at integer timesteps ``k``, the
+    ``predict(net, x_t, k, labels)`` → outputs (the last at full resolution) at integer timesteps ``k``,
+    ``narrow(config, n)`` → the config with its widths divided by ``n`` (``--width-divisor``), the
     parameter-name markers of class embeddings and of decay-free parameters, the file stem and model name."""
 
     name: str
@@ -58,6 +62,7 @@ class TrainFamily:
     pixel_config: Any
     latent_config: Any
     build: Callable[[Any], torch.nn.Module]
+    narrow: Callable[[Any, int], Any]
     predict: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], list[torch.Tensor]]
     schedule: NoiseSchedule
     null_label: int = NUM_CLASSES
@@ -143,7 +148,8 @@ def label_gap(family: TrainFamily, net: torch.nn.Module, x0: torch.Tensor, label
 def build_network(family: TrainFamily, s: DiffusionTrainSettings) -> torch.nn.Module:
     """The family's network for pixels or latents, freshly initialised or loaded from ``s.init`` (checked here,
     before any data is rendered: weights of another configuration are a typed error)."""
-    net = family.build(family.latent_config if s.vae else family.pixel_config)
+    config = family.latent_config if s.vae else family.pixel_config
+    net = family.build(family.narrow(config, s.width_divisor) if s.width_divisor != 1 else config)
     if s.init:
         load_initial_weights(net, s.init, f"the {family.name} network of these settings "
                                           f"({'latent' if s.vae else 'pixel'} space)")
@@ -171,7 +177,8 @@ def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainS
                     resume: str | None = None, log: Callable[[str], None] = print) -> Path:
     """Train (or continue) and write ``<stem>.safetensors`` (the EMA weights); returns its path, or the
     resumable state's when the leg's time ran out (or the label gap check stopped it)."""
-    check_settings(s, positive=("steps", "batch_size", "train_size", "lr", "max_minutes"), fractions=("cond_drop",),
+    check_settings(s, positive=("steps", "batch_size", "train_size", "lr", "max_minutes", "width_divisor"),
+                   fractions=("cond_drop",),
                    files=("vae", "init"))
     out = check_output_folder(out_dir, (f"{family.stem}.safetensors",), resuming=resume is not None)
     device = resolve_device(s.device)
@@ -193,7 +200,8 @@ def train_diffusion(family: TrainFamily, out_dir: str | Path, s: DiffusionTrainS
     start = 0
     state_path = out / f"{family.stem}_state.safetensors"
     if resume:
-        start = load_training_state(resume, {"net": net, "ema": ema}, opt, gen, asdict(s), SAME_CONFIGURATION)
+        start = load_training_state(resume, {"net": net, "ema": ema}, opt, gen, asdict(s), SAME_CONFIGURATION,
+                                    SINCE)
         log(f"resuming at step {start} from {resume}")
     abar = torch.cumprod(1 - family.schedule.betas().float(), dim=0).to(device)
     probe_x, probe_y = x_train[-256:], y_train[-256:]

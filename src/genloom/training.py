@@ -79,6 +79,14 @@ def load_initial_weights(net: torch.nn.Module, path: str | Path, what: str) -> N
         raise InvalidRequest(f"--init {str(path)!r} does not fit {what}: {first}") from None
 
 
+def divided_width(width: int, divisor: int, heads: int = 1) -> int:
+    """``width / divisor`` for ``--width-divisor``: a typed error unless it is a whole number of ``heads`` heads."""
+    if width % divisor or (width // divisor) % heads:
+        raise InvalidRequest(f"--width-divisor {divisor} does not divide the width {width} into {heads} whole "
+                             f"head(s); pick a divisor of {width} that keeps it a multiple of {heads}.")
+    return width // divisor
+
+
 def quiet_threads(threads: int) -> None:
     """Set torch's thread count; OpenMP waits passively so a busy neighbour does not slow each step 10×.
 

@@ -89,3 +89,16 @@ def test_label_gap_is_zero_for_a_network_without_a_class_token_effect():
     gaps = label_gap(DIMR_FAMILY, net, torch.randn(4, 4, 8, 8), torch.tensor([0, 1, 2, 3]), abar, timesteps=(500,))
     right, null, wrong = gaps[500]
     assert right == null == wrong
+
+
+def test_width_divisor_halves_every_stage_and_the_result_loads(tmp_path):
+    from genloom.plugins.dimr.train import DIMR_FAMILY, SHAPES_DIMR
+
+    narrow = DIMR_FAMILY.narrow(SHAPES_DIMR, 2)
+    assert [(st.dim, st.hidden_dim) for st in narrow.stages] == [(st.dim // 2, st.hidden_dim // 2)
+                                                                  for st in SHAPES_DIMR.stages]
+    weights = train_dimr_shapes(tmp_path, TrainSettings(steps=1, train_size=8, batch_size=2, width_divisor=2,
+                                                        checkpoint_every=0, diagnose_every=0), log=lambda _: None)
+    pipe = genloom.load("dimr", weights=weights, num_heads=4, noise_schedule=SHAPES_NOISE)
+    res = pipe(labels=[1], seed=0, sampler="ddim", steps=2, output_type="pt")
+    assert res.images.shape == (1, 3, 32, 32) and torch.isfinite(res.images).all()

@@ -55,3 +55,29 @@ def test_init_continues_from_weights_and_refuses_another_configuration(tmp_path)
     with pytest.raises(InvalidRequest, match="--init .* does not fit the lamamba network .*latent"):
         train_lamamba_shapes(tmp_path / "latent", latent, log=lines.append)
     assert not lines and not (tmp_path / "latent" / "lamamba_shapes.safetensors").exists()  # refused before work
+
+
+def test_a_narrower_network_trains_and_guides_the_embedded_model(tmp_path):
+    """``--width-divisor``: the same family at a fraction of the width (an autoguidance guide), refused up front
+    when the widths do not divide, and a resumed leg must keep the divisor of its run."""
+    s = DiffusionTrainSettings(steps=2, train_size=8, batch_size=2, checkpoint_every=1, diagnose_every=0,
+                               vae=str(asset_path("shapes_ae.safetensors")), width_divisor=2)
+    small = train_lamamba_shapes(tmp_path / "small", s, log=lambda _: None)
+    full = load_file(asset_path("lamamba_shapes.safetensors"))
+    narrowed = load_file(small)
+    assert narrowed.keys() == full.keys()
+    assert sum(v.numel() for v in narrowed.values()) < sum(v.numel() for v in full.values()) / 3
+    assert narrowed["patch_embed.proj.weight"].shape[0] * 2 == full["patch_embed.proj.weight"].shape[0] == 64
+
+    pipe = genloom.load("lamamba-shapes")
+    res = pipe(labels=[3], seed=0, sampler="ddim", steps=2, guidance="autoguidance", guidance_scale=2.0,
+               guide_weights=str(small), output_type="pt")
+    assert res.nfe == [4] and torch.isfinite(res.images).all()
+
+    lines: list[str] = []
+    with pytest.raises(InvalidRequest, match="--width-divisor 3 does not divide the width 64"):
+        train_lamamba_shapes(tmp_path / "odd", replace(s, width_divisor=3), log=lines.append)
+    assert not lines and not (tmp_path / "odd" / "lamamba_shapes.safetensors").exists()
+    with pytest.raises(InvalidRequest, match="width_divisor"):
+        train_lamamba_shapes(tmp_path / "small", replace(s, width_divisor=1, steps=3),
+                             resume=str(tmp_path / "small" / "lamamba_shapes_state.safetensors"), log=lines.append)

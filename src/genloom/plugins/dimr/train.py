@@ -14,6 +14,7 @@ import torch
 from ...data.constants import NUM_CLASSES
 from ...diffusion_settings import SHAPES_NOISE, DiffusionTrainSettings
 from ...diffusion_training import TrainFamily, train_diffusion
+from ...training import divided_width
 from .config import DiMRConfig, StageConfig
 from .model import DIMR_SCHEDULE
 from .network import DiMRNetwork, tau_from_time
@@ -30,12 +31,18 @@ SHAPES_LATENT_DIMR = DiMRConfig(channels=4, num_classes=NUM_CLASSES + 1, stages=
 ))
 
 
+def _narrow(config: DiMRConfig, divisor: int) -> DiMRConfig:
+    stages = tuple(replace(st, dim=divided_width(st.dim, divisor, max(st.num_heads, 1)),
+                           hidden_dim=divided_width(st.hidden_dim, divisor)) for st in config.stages)
+    return replace(config, stages=stages)
+
+
 def _predict(net: torch.nn.Module, xt: torch.Tensor, k: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
     return net(xt, tau_from_time(k + 1), labels)
 
 
 DIMR_FAMILY = TrainFamily(name="dimr", stem="dimr_shapes", pixel_config=SHAPES_DIMR,
-                          latent_config=SHAPES_LATENT_DIMR, build=DiMRNetwork, predict=_predict,
+                          latent_config=SHAPES_LATENT_DIMR, build=DiMRNetwork, narrow=_narrow, predict=_predict,
                           schedule=SHAPES_SCHEDULE, class_marker="class_embeds", no_decay_marker="nodecay")
 
 

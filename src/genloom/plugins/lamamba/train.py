@@ -15,6 +15,7 @@ import torch
 from ...data.constants import NUM_CLASSES
 from ...diffusion_settings import SHAPES_NOISE, DiffusionTrainSettings
 from ...diffusion_training import TrainFamily, train_diffusion
+from ...training import divided_width
 from .config import LaMambaConfig
 from .model import DIT_SCHEDULE
 from .network import LaMambaNetwork
@@ -32,12 +33,17 @@ def _build(config: LaMambaConfig) -> torch.nn.Module:
     return net
 
 
+def _narrow(config: LaMambaConfig, divisor: int) -> LaMambaConfig:
+    dims = tuple(divided_width(d, divisor, h) for d, h in zip(config.dims, config.num_heads, strict=True))
+    return replace(config, dims=dims, ssm_dt_rank=None)
+
+
 def _predict(net: torch.nn.Module, xt: torch.Tensor, k: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
     return [net(xt, k.float(), labels)]
 
 
 LAMAMBA_FAMILY = TrainFamily(name="lamamba", stem="lamamba_shapes", pixel_config=SHAPES_PIXEL_LAMAMBA,
-                             latent_config=SHAPES_LATENT_LAMAMBA, build=_build, predict=_predict,
+                             latent_config=SHAPES_LATENT_LAMAMBA, build=_build, narrow=_narrow, predict=_predict,
                              schedule=SHAPES_SCHEDULE, class_marker="y_embedder")
 
 
