@@ -17,6 +17,10 @@ from genloom.plugins.var.vqvae import VQVAE
 from genloom.training import set_learning_rate
 
 
+def quiet(_: str) -> None:
+    """A training log the tests do not read."""
+
+
 def test_vq_loss_has_gradients_for_encoder_decoder_and_codebook():
     torch.manual_seed(0)
     vae = VQVAE(SHAPES_VAR.vae)
@@ -46,7 +50,7 @@ def test_a_run_continues_from_a_vqvae_and_transformer_and_writes_checkpoints(tmp
     from safetensors.torch import load_file
 
     first = TrainSettings(train_size=64, vae_steps=2, var_steps=2, batch_size=4)
-    var_path, vae_path = train_var_shapes(tmp_path / "a", first, log=lambda _: None)
+    var_path, vae_path = train_var_shapes(tmp_path / "a", first, log=quiet)
     logs = []
     again = TrainSettings(train_size=64, var_steps=4, batch_size=4, vae=str(vae_path), init=str(var_path),
                           checkpoint_every=2, warmup=1)
@@ -58,7 +62,7 @@ def test_a_run_continues_from_a_vqvae_and_transformer_and_writes_checkpoints(tmp
     assert start.keys() == end.keys() and not all(torch.equal(start[k], end[k]) for k in start)
     wrong = TrainSettings(train_size=64, var_steps=1, batch_size=4, vae=str(vae_path), init=str(vae_path))
     with pytest.raises(InvalidRequest, match="--init .* does not fit the var-shapes transformer"):
-        train_var_shapes(tmp_path / "c", wrong, log=lambda _: None)  # a VQVAE file is not a transformer
+        train_var_shapes(tmp_path / "c", wrong, log=quiet)  # a VQVAE file is not a transformer
 
 
 TINY = dict(train_size=64, vae_steps=2, var_steps=4, batch_size=4, warmup=1, checkpoint_every=2)
@@ -66,9 +70,6 @@ TINY = dict(train_size=64, vae_steps=2, var_steps=4, batch_size=4, warmup=1, che
 
 def test_a_resumed_transformer_leg_ends_bit_identical_to_a_straight_run(tmp_path):
     from safetensors.torch import load_file
-
-    def quiet(_):
-        return None
 
     straight, vae = train_var_shapes(tmp_path / "a", TrainSettings(**TINY), log=quiet)
     assert (tmp_path / "a" / "var_shapes_step2.safetensors").is_file()
@@ -86,9 +87,6 @@ def test_a_resumed_transformer_leg_ends_bit_identical_to_a_straight_run(tmp_path
 
 def test_with_ema_the_run_writes_the_average_and_a_resumed_leg_keeps_it_bit_identical(tmp_path):
     from safetensors.torch import load_file
-
-    def quiet(_):
-        return None
 
     raw, vae = train_var_shapes(tmp_path / "raw", TrainSettings(**TINY), log=quiet)
     straight, _ = train_var_shapes(tmp_path / "a", TrainSettings(**TINY, ema=0.9), log=quiet)
@@ -108,7 +106,7 @@ def test_with_ema_the_run_writes_the_average_and_a_resumed_leg_keeps_it_bit_iden
 
 def test_the_transformer_size_is_a_setting_the_loader_reads_back(tmp_path):
     s = TrainSettings(**{**TINY, "var_steps": 1}, depth=2, width=64, heads=2)
-    var_path, vae_path = train_var_shapes(tmp_path, s, log=lambda _: None)
+    var_path, vae_path = train_var_shapes(tmp_path, s, log=quiet)
     pipe = Engine(third_party=False, strict=True).load("var", weights=var_path, vae=vae_path)
     config = pipe.model.config
     assert (config.depth, config.embed_dim, config.num_heads) == (2, 64, 2)
@@ -116,9 +114,6 @@ def test_the_transformer_size_is_a_setting_the_loader_reads_back(tmp_path):
 
 
 def test_bad_sizes_and_resumes_are_refused_before_training(tmp_path):
-    def quiet(_):
-        return None
-
     with pytest.raises(InvalidRequest, match="--heads 5 does not divide --width 64"):
         train_var_shapes(tmp_path / "x", TrainSettings(**TINY, width=64, heads=5), log=quiet)
     assert not (tmp_path / "x" / "var_shapes_vae.safetensors").exists()
@@ -157,9 +152,9 @@ def test_scale_balance_moves_loss_weight_from_the_fine_scales_to_the_coarse_ones
 
 
 def test_class_lr_mult_gives_the_class_embedding_its_own_rate_without_weight_decay():
-    plain = start_transformer(TrainSettings(**TINY), torch.device("cpu"), None, lambda _: None)
+    plain = start_transformer(TrainSettings(**TINY), torch.device("cpu"), None, quiet)
     assert len(plain.opt.param_groups) == 1  # the layout older states hold
-    run = start_transformer(TrainSettings(**TINY, class_lr_mult=10.0), torch.device("cpu"), None, lambda _: None)
+    run = start_transformer(TrainSettings(**TINY, class_lr_mult=10.0), torch.device("cpu"), None, quiet)
     rest, table = run.opt.param_groups
     assert table["params"] == [run.var.class_emb.weight] and table["weight_decay"] == 0.0
     assert len(rest["params"]) == len(list(run.var.parameters())) - 1 and rest["weight_decay"] == 0.05
@@ -168,9 +163,6 @@ def test_class_lr_mult_gives_the_class_embedding_its_own_rate_without_weight_dec
 
 
 def test_a_leg_with_other_loss_levers_does_not_resume_a_state(tmp_path):
-    def quiet(_):
-        return None
-
     state = train_var_shapes(tmp_path, TrainSettings(**TINY, max_minutes=1e-9), log=quiet)[0]
     for change in ({"class_lr_mult": 3.0}, {"scale_balance": 0.5}):
         with pytest.raises(InvalidRequest, match=f"another configuration.*{next(iter(change))}"):
