@@ -5,10 +5,10 @@ checked per student (≥ 20× faster per image, FD ≤ 2× the teacher's, accura
     python benchmarks/fdistill_table.py --students S_JS S_RKL S_FKL [--per-class 50]
         [--teacher-sampler ddim --teacher-steps 25]
     (a student is a `genloom distill` output file or a registered student name; the teacher is the one the first
-    student names — its weights and load options — sampled with its default sampler and steps unless given, and
-    its default guidance: the row the bar is checked against. When the first student baked in other guidance
-    (e.g. a stronger autoguidance), the teacher with that guidance is a second row, for reference; every model
-    makes the same labels with the same seeds)
+    student names — its weights, checked against the sha256 the student recorded, and load options — sampled with
+    its default sampler and steps unless given, and its default guidance: the row the bar is checked against. When
+    the first student baked in other guidance (e.g. a stronger autoguidance), the teacher with that guidance is a
+    second row, for reference; every model makes the same labels with the same seeds)
     smoke mode (CI): --students checkpoints/lamamba_shapes_fdistill_js.safetensors --teacher-steps 2 --per-class 1
         --num-reference 50 --batch-size 10
 """
@@ -59,7 +59,8 @@ def load_student(student: str):  # noqa: ANN201
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--students", nargs="+", required=True)
-    parser.add_argument("--teacher-weights", default=None, help="default: the weights the first student names")
+    parser.add_argument("--teacher-weights", default=None, help="default: the weights the first student names "
+                        "(their sha256 must be the one it recorded)")
     parser.add_argument("--teacher-sampler", default=None)
     parser.add_argument("--teacher-steps", type=int, default=None)
     parser.add_argument("--per-class", type=int, default=50)
@@ -74,6 +75,11 @@ def main() -> None:
     teacher_weights = args.teacher_weights or c.teacher_weights or None
     teacher = genloom.load(c.teacher, weights=teacher_weights, config=c.teacher_config, sampler=args.teacher_sampler,
                            steps=args.teacher_steps, **(c.teacher_options or {}))
+    have = teacher.model.weights[0].sha256
+    if c.teacher_sha256 and have != c.teacher_sha256:  # e.g. a registered teacher retrained since
+        raise SystemExit(f"{args.students[0]} was distilled from {c.teacher!r} weights with sha256 "
+                         f"{c.teacher_sha256[:12]}…, but {teacher_weights or 'its registered weights'} have "
+                         f"{have[:12]}…: pass the teacher it was distilled from with --teacher-weights.")
     spec = teacher.spec
     sampler = args.teacher_sampler or spec.default_sampler
     steps = args.teacher_steps or spec.default_steps

@@ -55,3 +55,15 @@ def test_benchmark_runs_in_smoke_mode(script):
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip(), "a benchmark must print its figures"
+
+
+def test_fdistill_table_refuses_a_teacher_other_than_the_students():
+    """The bar compares a student with the teacher it was distilled from: other weights (e.g. a registered teacher
+    retrained since) are refused, by the sha256 the student recorded, before anything is sampled."""
+    args = ["--students", "lamamba-shapes-fdistill-js", "--teacher-weights", "checkpoints/lamamba_shapes.safetensors",
+            "--per-class", "1", "--num-reference", "50"]
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "fdistill_table.py"), *args], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 1 and not done.stdout
+    assert "was distilled from 'lamamba-shapes' weights with sha256" in done.stderr
+    assert "pass the teacher it was distilled from with --teacher-weights" in done.stderr
