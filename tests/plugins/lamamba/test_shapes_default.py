@@ -10,9 +10,9 @@ from genloom.plugins.lamamba import SHAPES_GUIDANCE, SHAPES_GUIDANCE_OPTIONS, SH
 from genloom.testing import check_model
 
 STEPS = 25
-# 500 samples (BENCHMARKS.md): 0.816 with the default guidance, 0.596 unguided. These 50 other seeds: 0.78 and 0.76
-# class accuracy, 0.70 and 0.61 mean probability of the asked class (the smoother measure of label use on 50)
-MIN_ACCURACY = 0.65
+# 500 samples (BENCHMARKS.md): 0.884 with the default guidance, 0.652 unguided. These 50 other seeds: 0.88 and 0.76
+# class accuracy, 0.78 and 0.67 mean probability of the asked class (the smoother measure of label use on 50)
+MIN_ACCURACY = 0.8  # the 0.85 target on 500, with room for 4 of these 50 images
 MIN_PROBABILITY_GAIN = 0.05
 
 

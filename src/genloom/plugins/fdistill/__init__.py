@@ -5,8 +5,9 @@ distribution matching, as a built-in plugin.
 student file (``weights=``), which names its teacher: the student is the teacher's family around the student's
 network, evaluated once at the top noise level. Guidance is distilled in, so a student refuses it.
 
-``lamamba-shapes-fdistill-js`` is the embedded student: ``lamamba-shapes`` distilled with Jensen–Shannon (its
-lineage and scores: BENCHMARKS.md, f-distill).
+``lamamba-shapes-fdistill-js`` is the embedded student: ``lamamba-shapes``' 16 500-step weights (the teacher's
+until 2026-12-04, now ``checkpoints/lamamba_shapes_16500.safetensors``; the sha256 it records) distilled with
+Jensen–Shannon (its lineage and scores: BENCHMARKS.md, f-distill).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ GENLOOM_PLUGIN_API = "1.0"
 #: embedded students, named ``<teacher>-fdistill-<divergence>`` → (asset, what the description adds)
 EMBEDDED_STUDENTS = {
     "lamamba-shapes-fdistill-js": ("asset:lamamba_shapes_fdistill_js.safetensors",
-                                   "lamamba-shapes distilled with Jensen–Shannon, its CFG + autoguidance baked in"),
+                                   "lamamba-shapes (its 16 500-step weights) distilled with Jensen–Shannon, its CFG + "
+                                   "autoguidance baked in"),
 }
 
 

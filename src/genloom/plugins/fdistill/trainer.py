@@ -234,7 +234,8 @@ def initial_student(s: DistillSettings, teacher: Teacher, resume: str | None) ->
     if c.teacher_sha256 != teacher.sha256:
         raise InvalidRequest(f"--init-student {s.init_student!r} is a student of {c.teacher!r} (weights sha256 "
                              f"{c.teacher_sha256[:12]}…), not of this teacher {teacher.name!r} "
-                             f"({teacher.sha256[:12]}…); start from a student of the same teacher weights.")
+                             f"({teacher.sha256[:12]}…); pass the weights it was distilled from with "
+                             f"--teacher-weights, or start from a student of this teacher.")
     return {"weights": str(s.init_student), "sha256": weights.sha256_file(path), "iterations": c.iterations,
             "train_seconds": c.train_seconds, "divergence": c.divergence, "guidance_scale": c.guidance_scale,
             "baked_guide": c.baked_guide}
