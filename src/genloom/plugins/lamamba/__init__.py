@@ -57,7 +57,7 @@ def register_models(register) -> None:  # type: ignore[no-untyped-def]
     register(ModelSpec(
         name="lamamba-shapes", factory=_build, paradigm=Paradigm.DIFFUSION,
         description="a latent LaMamba-Diff trained in this repo on the embedded shapes dataset (32 px through the "
-                    "8×8×4 shapes-ae latents; the diffusion teacher of the f-distill students; embedded)",
+                    "8×8×4 shapes-ae latents; the default teacher of `genloom distill`; embedded)",
         num_classes=NUM_CLASSES, null_class=NUM_CLASSES, image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
         default_weights=SHAPES_WEIGHTS, default_sampler="ddim", default_steps=25, default_guidance=SHAPES_GUIDANCE,
         default_guidance_scale=SHAPES_W, default_guidance_options=SHAPES_GUIDANCE_OPTIONS,
