@@ -207,8 +207,7 @@ def build_app(service: GenerationService | None = None) -> Any:
             run.click(generate, [model, classes, guidance, scale, sampler, steps, seed, count, options, weights, vae,
                                  jobs], [gallery, status, info, manifest], api_name="generate",
                       concurrency_limit=None)
-            # cleared in the browser at the click: a server reply to a clearing handler could land after Cancel's note
-            run.click(None, None, cancel_note, js="() => ''", queue=False, **PRIVATE)
+            # Cancel's note has one writer, Cancel: a handler clearing it at Generate's click could reply after it
             stop.click(cancel, jobs, cancel_note, queue=False, **PRIVATE)
             app.load(model_changed, model, [classes, guidance, sampler, scale, policy_help, options], **PRIVATE)
         with gr.Tab("Compare", id="compare"):
