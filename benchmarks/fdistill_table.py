@@ -20,9 +20,10 @@ import time
 
 import genloom
 from genloom.data import load_split
+from genloom.engine.errors import InvalidRequest
 from genloom.eval import evaluate
 from genloom.plugins.fdistill.settings import DistillSettings
-from genloom.plugins.fdistill.student import guidance_request, teacher_guidance
+from genloom.plugins.fdistill.student import check_teacher_sha256, guidance_request, teacher_guidance
 from genloom.plugins.fdistill.trainer import baked_guidance
 
 
@@ -75,11 +76,11 @@ def main() -> None:
     teacher_weights = args.teacher_weights or c.teacher_weights or None
     teacher = genloom.load(c.teacher, weights=teacher_weights, config=c.teacher_config, sampler=args.teacher_sampler,
                            steps=args.teacher_steps, **(c.teacher_options or {}))
-    have = teacher.model.weights[0].sha256
-    if c.teacher_sha256 and have != c.teacher_sha256:  # e.g. a registered teacher retrained since
-        raise SystemExit(f"{args.students[0]} was distilled from {c.teacher!r} weights with sha256 "
-                         f"{c.teacher_sha256[:12]}…, but {teacher_weights or 'its registered weights'} have "
-                         f"{have[:12]}…: pass the teacher it was distilled from with --teacher-weights.")
+    try:
+        check_teacher_sha256(c, args.students[0], teacher.model.weights[0].sha256,
+                             teacher_weights or f"{c.teacher!r}'s registered weights")
+    except InvalidRequest as error:
+        raise SystemExit(str(error)) from None
     spec = teacher.spec
     sampler = args.teacher_sampler or spec.default_sampler
     steps = args.teacher_steps or spec.default_steps

@@ -190,7 +190,7 @@ def test_a_new_run_starts_from_a_kept_student_of_the_same_teacher_and_counts_its
     # refused before any data is prepared: with --resume, a student of another teacher, a file that is no student
     cases = [(dict(init_student=str(first)), dict(resume=state), engine, InvalidRequest, "pass one of them"),
              (dict(init_student=str(first)), {}, _engine(save_teacher(tmp_path, seed=1)), InvalidRequest,
-              "not of this teacher .*with --teacher-weights"),
+              "not from this teacher .*with --teacher-weights"),
              (dict(init_student=str(weights)), {}, engine, WeightsError, "not an f-distill student")]
     for change, extra, on, error, message in cases:
         lines.clear()

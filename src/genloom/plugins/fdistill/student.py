@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ...engine import weights
-from ...engine.errors import WeightsError
+from ...engine.errors import InvalidRequest, WeightsError
 from ...engine.model import GenerativeModel
 from .prediction import one_step
 from .settings import METADATA_KEY
@@ -60,6 +60,15 @@ def guidance_request(guidance_scale: float, baked_guide: dict[str, Any] | None) 
         request.update({"guidance": "cfg+autoguidance", "autoguidance.scale": baked["guide_scale"],
                         "autoguidance.guide_weights": guide})
     return request
+
+
+def check_teacher_sha256(c: StudentConfig, student: str, sha256: str, given: str, hint: str = "") -> None:
+    """A student's teacher is the weights whose sha256 it recorded (a registered teacher may have been retrained
+    since): other weights are refused, naming the way out. ``given`` says where the weights came from."""
+    if c.teacher_sha256 and sha256 != c.teacher_sha256:
+        raise InvalidRequest(f"{student} was distilled from {c.teacher!r} weights with sha256 "
+                             f"{c.teacher_sha256[:12]}…, not from {given} ({sha256[:12]}…): pass the teacher it "
+                             f"was distilled from with --teacher-weights{hint}.")
 
 
 def read_student_config(path: Any) -> StudentConfig:

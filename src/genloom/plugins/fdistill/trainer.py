@@ -39,7 +39,7 @@ from .divergences import divergence as find_divergence
 from .objective import Distiller, Draws, Regression
 from .pairs import check_pairs_file, pairs_path, teacher_pairs
 from .settings import METADATA_KEY, SAME_RUN, SINCE, DistillSettings
-from .student import read_student_config
+from .student import check_teacher_sha256, read_student_config
 
 PROTOCOL = ("denoiser", "with_denoiser", "encode", "denoise_features")
 LOG_EVERY = 50  # iterations between log lines
@@ -231,11 +231,8 @@ def initial_student(s: DistillSettings, teacher: Teacher, resume: str | None) ->
                              "its state; pass one of them.")
     path = weights.resolve(s.init_student).path
     c = read_student_config(path)  # WeightsError for a file that is not a student
-    if c.teacher_sha256 != teacher.sha256:
-        raise InvalidRequest(f"--init-student {s.init_student!r} is a student of {c.teacher!r} (weights sha256 "
-                             f"{c.teacher_sha256[:12]}…), not of this teacher {teacher.name!r} "
-                             f"({teacher.sha256[:12]}…); pass the weights it was distilled from with "
-                             f"--teacher-weights, or start from a student of this teacher.")
+    check_teacher_sha256(c, f"--init-student {s.init_student!r}", teacher.sha256, f"this teacher {teacher.name!r}",
+                         hint=", or start from a student of this teacher")
     return {"weights": str(s.init_student), "sha256": weights.sha256_file(path), "iterations": c.iterations,
             "train_seconds": c.train_seconds, "divergence": c.divergence, "guidance_scale": c.guidance_scale,
             "baked_guide": c.baked_guide}
