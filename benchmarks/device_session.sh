@@ -2,8 +2,8 @@
 # The prepared run for a lent GPU machine (the device tool): in about 9 minutes, what the 2-core CPU cannot do —
 #   1. the kernels on the GPU: their tests there, then benchmarks/kernel_timings.py (the issue's GPU table);
 #   2. two training legs side by side on the one GPU, each continuing a checkpoint kept in checkpoints/: the JS
-#      f-distill student of lamamba-shapes (genloom distill --init-student) and var-shapes' transformer on its
-#      colour VQVAE (genloom train var --init);
+#      f-distill student of lamamba-shapes' 16 500-step weights, its teacher (genloom distill --init-student
+#      --teacher-weights), and var-shapes' transformer on its colour VQVAE (genloom train var --init);
 #   3. both results scored as in BENCHMARKS.md (500 samples, seeds 0–499, shapes-cnn against 5 000 test images).
 # Everything lands in $OUT (at most 8 files come back: logs, the new student, the var weights); commit the weights
 # to checkpoints/ and the figures to BENCHMARKS.md.
@@ -27,6 +27,7 @@ DATA_SIZE=${DATA_SIZE:-5000}     # real images for the distillation head
 PER_CLASS=${PER_CLASS:-50}       # samples per class in the scores
 QUICK=${QUICK:-0}                # 1: the kernels' smoke sizes (dry runs)
 STUDENT=${STUDENT:-checkpoints/lamamba_shapes_fdistill_js_stack.safetensors}
+TEACHER=${TEACHER:-checkpoints/lamamba_shapes_16500.safetensors}  # the weights STUDENT was distilled from (its sha256)
 GUIDE_SCALE=${GUIDE_SCALE:-6}    # the autoguidance w baked into the student's target (the kept student's)
 VAR_INIT=${VAR_INIT:-src/genloom/assets/var_shapes.safetensors}
 VAR_VAE=${VAR_VAE:-src/genloom/assets/var_shapes_vae.safetensors}
@@ -54,8 +55,8 @@ $PY benchmarks/kernel_timings.py $SIZES > "$OUT/kernels.txt" 2>&1
 echo "kernel_timings.py: exit $?" >> "$LOG"
 
 # 2. the two training legs side by side; each writes its weights when its minutes are up
-"${GENLOOM[@]}" distill --init-student "$STUDENT" --lr 3e-4 --critic-lr 2e-4 --gan-weight 0.03 --batch-size "$BATCH" \
-    --guide-scale "$GUIDE_SCALE" \
+"${GENLOOM[@]}" distill --init-student "$STUDENT" --teacher-weights "$TEACHER" --lr 3e-4 --critic-lr 2e-4 \
+    --gan-weight 0.03 --batch-size "$BATCH" --guide-scale "$GUIDE_SCALE" \
     --data-size "$DATA_SIZE" --steps 1000000 --max-minutes "$MINUTES" --checkpoint-every 0 --device "$DEVICE" \
     --out /tmp/fd > "$OUT/distill.log" 2>&1 &
 DISTILL=$!
