@@ -7,6 +7,7 @@ draw at some scales buys class accuracy before anyone adds one.
     python benchmarks/var_temperature.py --temperatures 1 1 1 1 1 0.5 -- --model var-shapes --scales 5 \
         --per-class 50 --seed 20000
     (one temperature per scale, coarse to fine; everything after -- goes to shapes_quality.py)
+    smoke mode (CI): --temperatures 1 1 1 1 1 0.5 -- --model var-shapes --per-class 1 --scales 5 --num-reference 50
 """
 
 from __future__ import annotations
@@ -20,18 +21,34 @@ import torch
 from genloom.samplers import next_scale
 
 
-def tempered(temperatures: list[float]):  # noqa: ANN201
-    """``filter_logits_`` dividing each call's logits by the next temperature in turn (one call per scale)."""
-    original = next_scale.filter_logits_
-    calls = 0
+class Tempered:
+    """``filter_logits_`` dividing scale k's logits by T_k. The sampler calls it once per scale, coarse to fine; a
+    call with no more tokens than the one before starts the next batch. A batch whose scale count is not the
+    temperatures' stops the run: a mis-sized list would otherwise temper the wrong scales silently."""
 
-    def filter_logits_(logits: torch.Tensor, top_k: int, top_p: float | None) -> torch.Tensor:
-        nonlocal calls
-        logits.div_(temperatures[calls % len(temperatures)])
-        calls += 1
-        return original(logits, top_k, top_p)
+    def __init__(self, temperatures: list[float]) -> None:
+        self.temperatures = temperatures
+        self.original = next_scale.filter_logits_
+        self.seen: list[int] = []  # token counts of this batch's scales so far
 
-    return filter_logits_
+    def __call__(self, logits: torch.Tensor, top_k: int, top_p: float | None) -> torch.Tensor:
+        tokens = logits.shape[-2]
+        if self.seen and tokens <= self.seen[-1]:
+            self.finish_batch()
+        self.seen.append(tokens)
+        if len(self.seen) > len(self.temperatures):
+            self.mismatch("more than ")
+        logits.div_(self.temperatures[len(self.seen) - 1])
+        return self.original(logits, top_k, top_p)
+
+    def finish_batch(self) -> None:
+        if self.seen and len(self.seen) != len(self.temperatures):
+            self.mismatch("")
+        self.seen.clear()
+
+    def mismatch(self, more: str) -> None:
+        raise SystemExit(f"the model samples {more}{len(self.temperatures) if more else len(self.seen)} scales; "
+                         f"give one temperature per scale, not {len(self.temperatures)}")
 
 
 def main() -> None:
@@ -44,9 +61,11 @@ def main() -> None:
     if any(t <= 0 for t in args.temperatures):
         raise SystemExit(f"temperatures must be > 0, got {args.temperatures}")
     print(f"per-scale temperatures {args.temperatures}")
-    next_scale.filter_logits_ = tempered(args.temperatures)
+    tempered = Tempered(args.temperatures)
+    next_scale.filter_logits_ = tempered
     sys.argv = [sys.argv[0], *sys.argv[split + 1:]]
     shapes_quality.main()
+    tempered.finish_batch()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ SMOKE = {
     "sample_scaling.py": ["--model", "smoke", "--num", "8", "--processes", "1", "--batch-size", "4"],
     "shapes_quality.py": ["--model", "var-shapes", "--per-class", "1", "--scales", "1", "2", "-G", "stop=0.5",
                           "--num-reference", "50"],
+    "var_temperature.py": ["--temperatures", "1", "1", "1", "1", "1", "0.5", "--", "--model", "var-shapes",
+                           "--per-class", "1", "--scales", "5", "--num-reference", "50"],
     "var_kv_cache.py": ["--depth", "1", "--batch", "1", "--repeats", "1", "--vae-ch", "32", "--threads", "1"],
 }
 
