@@ -156,3 +156,16 @@ def test_on_var_a_sample_switches_at_the_same_scale_alone_or_in_a_batch(var_pipe
     alone = [var_pipe(**dict(kw, labels=[lab], seed=4 + i)) for i, lab in enumerate(VAR_KW["labels"])]
     assert together.nfe == [a.nfe[0] for a in alone]
     assert torch.equal(together.images, torch.cat([a.images for a in alone]))
+
+
+@pytest.mark.parametrize("policy", ["adaptive", "gfcg", "autoguidance"])
+def test_a_policy_other_than_the_models_default_needs_its_scale_and_says_how(var_pipe, policy):
+    """var-shapes' default w 5 is CFG's; another policy named without a scale gets the way to give one."""
+    with pytest.raises(InvalidRequest, match=f"guidance='{policy}' needs a guidance scale .*--scale W"):
+        var_pipe(labels=[1], seed=0, guidance=policy)
+    assert var_pipe(labels=[1], seed=0, guidance="cfg").nfe == [12]  # the default policy brings its default scale
+
+
+def test_cfg_without_a_scale_says_how_to_give_one():
+    with pytest.raises(InvalidRequest, match="guidance='cfg' needs a guidance scale .*guidance_scale=W"):
+        CFG.create()

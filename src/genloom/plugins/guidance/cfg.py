@@ -20,7 +20,7 @@ import torch
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, StepInfo
 from ...kernels.dispatch import default_dispatcher
-from .declarations import CFG_OPTIONS, FORMULATIONS, RESCALE_SPACES, SCHEDULE_OPTIONS, SCHEDULES
+from .declarations import CFG_OPTIONS, FORMULATIONS, RESCALE_SPACES, SCHEDULE_OPTIONS, SCHEDULES, require_scale
 
 
 def contrast(cond: torch.Tensor, reference: torch.Tensor, s: float, rescale: float = 0.0) -> torch.Tensor:
@@ -73,8 +73,7 @@ class CFG:
             raise InvalidRequest(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
         if schedule is not None and schedule not in SCHEDULES:
             raise InvalidRequest(f"CFG schedule must be one of {SCHEDULES}, got {schedule!r}.")
-        if scale is None:
-            raise InvalidRequest("guidance='cfg' needs guidance_scale (w = 1 is no guidance).")
+        require_scale("cfg", scale, "w = 1 is no guidance; s = 0 with formulation=original")
         for name, value in (("guidance_scale", scale), ("start", start), ("stop", stop), ("power", power),
                             ("rescale", rescale), ("sigma_lo", sigma_lo)):
             if not isinstance(value, (int, float)) or not math.isfinite(value):

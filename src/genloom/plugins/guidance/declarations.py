@@ -9,11 +9,21 @@ from ...engine.errors import InvalidRequest
 from ...engine.options import Option
 
 
+def require_scale(policy: str, scale: Any, meaning: str = "w = 1 is no guidance") -> None:
+    """A policy asked for without a scale: the error says how to give one. A model's default scale comes only with
+    its default policy (it means another thing to another policy), so naming another policy needs a scale."""
+    if scale is None:
+        raise InvalidRequest(f"guidance={policy!r} needs a guidance scale ({meaning}): pass one with --scale W "
+                             f"(API: guidance_scale=W); a model's default scale goes only with its default policy.")
+
+
 def finite_scale(policy: str, scale: Any) -> float:
     """The policy's guidance_scale as a float, or a typed error naming the policy (w = 1 is no guidance)."""
-    if scale is None or isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+    require_scale(policy, scale)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise InvalidRequest(f"guidance={policy!r} needs a finite guidance_scale (w = 1 is none), got {scale!r}.")
     return float(scale)
+
 
 SCHEDULES = ("constant", "linear", "step_window", "sigma_window", "power_cosine")
 FORMULATIONS = ("imagen", "original")

@@ -27,7 +27,7 @@ import torch
 from ...engine.errors import InvalidRequest
 from ...engine.guidance import BranchOutputs, BranchRequest, GuidanceContext, StepInfo
 from .cfg import contrast
-from .declarations import GFCG_MODES, GFCG_REFERENCE_MODELS, GFCG_SCALE_RULES
+from .declarations import GFCG_MODES, GFCG_REFERENCE_MODELS, GFCG_SCALE_RULES, require_scale
 
 
 @dataclass
@@ -79,7 +79,8 @@ class GFCG:
                scale_rule: str = "ratio", mode: str = "same_step", cfg_scale: float = 1.0, sigma_lo: float = 0.0,
                sigma_hi: float | None = None, reference_model: str = "main", guide_weights: Any = None,
                choose_scale: int = 2, context: GuidanceContext | None = None) -> GFCG:
-        if scale is None or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 0:
+        require_scale("gfcg", scale, "w_max ≥ 0, the largest classifier-guidance weight")
+        if not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 0:
             raise InvalidRequest(f"guidance='gfcg' needs guidance_scale = w_max ≥ 0 (the largest classifier-guidance "
                                  f"weight), got {scale!r}.")
         for name, value, choices in (("scale_rule", scale_rule, GFCG_SCALE_RULES), ("mode", mode, GFCG_MODES),
