@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from genloom import Engine
 from genloom.engine.errors import InvalidRequest, NotRegistered, WeightsError
-from genloom.engine.weights import read_metadata
+from genloom.engine.weights import read_metadata, save_state_dict
 from genloom.plugins.fdistill.settings import DistillSettings
 from genloom.plugins.fdistill.trainer import distill
 from tests.conftest import launch_cli, run_cli
@@ -187,10 +187,17 @@ def test_a_new_run_starts_from_a_kept_student_of_the_same_teacher_and_counts_its
     meta = json.loads(read_metadata(third)["genloom_fdistill"])
     assert meta["iterations"] == 4 + 3 and meta["init_student"] == origin
 
-    # refused before any data is prepared: with --resume, a student of another teacher, a file that is no student
+    # refused before any data is prepared: with --resume, a student of another teacher, one that did not record its
+    # teacher's sha256, a file that is no student
+    meta = read_metadata(first)
+    info = json.loads(meta["genloom_fdistill"])
+    del info["teacher_sha256"]
+    unrecorded = save_state_dict(load_file(first), tmp_path / "unrecorded.safetensors",
+                                 metadata={**meta, "genloom_fdistill": json.dumps(info)})
     cases = [(dict(init_student=str(first)), dict(resume=state), engine, InvalidRequest, "pass one of them"),
              (dict(init_student=str(first)), {}, _engine(save_teacher(tmp_path, seed=1)), InvalidRequest,
               "not from this teacher .*with --teacher-weights"),
+             (dict(init_student=str(unrecorded)), {}, engine, InvalidRequest, "whose sha256 it did not record"),
              (dict(init_student=str(weights)), {}, engine, WeightsError, "not an f-distill student")]
     for change, extra, on, error, message in cases:
         lines.clear()

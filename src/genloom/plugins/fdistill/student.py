@@ -62,13 +62,16 @@ def guidance_request(guidance_scale: float, baked_guide: dict[str, Any] | None) 
     return request
 
 
-def check_teacher_sha256(c: StudentConfig, student: str, sha256: str, given: str, hint: str = "") -> None:
+def check_teacher_sha256(c: StudentConfig, student: str, sha256: str, given: str, hint: str = "",
+                         unrecorded_ok: bool = False) -> None:
     """A student's teacher is the weights whose sha256 it recorded (a registered teacher may have been retrained
-    since): other weights are refused, naming the way out. ``given`` says where the weights came from."""
-    if c.teacher_sha256 and sha256 != c.teacher_sha256:
-        raise InvalidRequest(f"{student} was distilled from {c.teacher!r} weights with sha256 "
-                             f"{c.teacher_sha256[:12]}…, not from {given} ({sha256[:12]}…): pass the teacher it "
-                             f"was distilled from with --teacher-weights{hint}.")
+    since): other weights are refused, naming the way out. ``given`` says where the weights came from. A student
+    that recorded none is refused too unless ``unrecorded_ok`` (scoring it can go on; training on it cannot)."""
+    if sha256 == c.teacher_sha256 or (unrecorded_ok and not c.teacher_sha256):
+        return
+    recorded = f"with sha256 {c.teacher_sha256[:12]}…" if c.teacher_sha256 else "whose sha256 it did not record"
+    raise InvalidRequest(f"{student} was distilled from {c.teacher!r} weights {recorded}, not from {given} "
+                         f"({sha256[:12]}…): pass the teacher it was distilled from with --teacher-weights{hint}.")
 
 
 def read_student_config(path: Any) -> StudentConfig:
