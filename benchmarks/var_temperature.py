@@ -37,18 +37,18 @@ class Tempered:
             self.finish_batch()
         self.seen.append(tokens)
         if len(self.seen) > len(self.temperatures):
-            self.mismatch("more than ")
+            self.mismatch(f"more than {len(self.temperatures)}")
         logits.div_(self.temperatures[len(self.seen) - 1])
         return self.original(logits, top_k, top_p)
 
     def finish_batch(self) -> None:
         if self.seen and len(self.seen) != len(self.temperatures):
-            self.mismatch("")
+            self.mismatch(str(len(self.seen)))
         self.seen.clear()
 
-    def mismatch(self, more: str) -> None:
-        raise SystemExit(f"the model samples {more}{len(self.temperatures) if more else len(self.seen)} scales; "
-                         f"give one temperature per scale, not {len(self.temperatures)}")
+    def mismatch(self, scales: str) -> None:
+        raise SystemExit(f"the model samples {scales} scales; give one temperature per scale, not "
+                         f"{len(self.temperatures)}")
 
 
 def main() -> None:
